@@ -1,0 +1,70 @@
+// Module entry point: the NativeModel class and the process-wide runtime functions.
+#include <napi.h>
+
+#include "addon_data.h"
+#include "convert.h"
+#include "model_wrap.h"
+#include "runtime.h"
+#include "types.h"
+
+namespace resnet::binding {
+
+namespace {
+
+Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), runtime::cuda_available());
+}
+
+Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), runtime::cuda_device_count());
+}
+
+Napi::Value CudaCompiled(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), runtime::cuda_compiled());
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  if (!info[0].IsNumber()) ThrowInvalid(info.Env(), "Expected a number for threads");
+  const int threads = info[0].As<Napi::Number>().Int32Value();
+  if (threads < 1) ThrowInvalid(info.Env(), "Expected a positive number for threads");
+  runtime::set_num_threads(threads);
+  return info.Env().Undefined();
+}
+
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), runtime::num_threads());
+}
+
+Napi::Value LibtorchVersion(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), runtime::libtorch_version());
+}
+
+Napi::Value ParallelInfo(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), runtime::parallel_info());
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  data->model_constructor = Napi::Persistent(ModelWrap::Define(env));
+  env.SetInstanceData<AddonData>(data);  // deleted with the environment
+
+  exports.Set("createModel", Napi::Function::New<ModelWrap::Create>(env, "createModel"));
+  exports.Set("cudaAvailable", Napi::Function::New<CudaAvailable>(env, "cudaAvailable"));
+  exports.Set("cudaDeviceCount", Napi::Function::New<CudaDeviceCount>(env, "cudaDeviceCount"));
+  exports.Set("cudaCompiled", Napi::Function::New<CudaCompiled>(env, "cudaCompiled"));
+  exports.Set("setNumThreads", Napi::Function::New<SetNumThreads>(env, "setNumThreads"));
+  exports.Set("getNumThreads", Napi::Function::New<GetNumThreads>(env, "getNumThreads"));
+  exports.Set("libtorchVersion", Napi::Function::New<LibtorchVersion>(env, "libtorchVersion"));
+  exports.Set("parallelInfo", Napi::Function::New<ParallelInfo>(env, "parallelInfo"));
+  return exports;
+}
+
+}  // namespace resnet::binding
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  return resnet::binding::Init(env, exports);
+}
+
+NODE_API_MODULE(libtorch_resnet, InitAddon)

@@ -1,0 +1,138 @@
+#include "convert.h"
+
+#include <cstring>
+
+#include "executor.h"
+
+namespace resnet::binding {
+
+void ThrowInvalid(Napi::Env env, const std::string& message) {
+  Napi::Error error = Napi::TypeError::New(env, message);
+  error.Set("code", Napi::String::New(env, codes::kInvalidArgument));
+  throw error;
+}
+
+namespace {
+
+int64_t ToInt(Napi::Env env, Napi::Value value, const std::string& what) {
+  if (!value.IsNumber()) ThrowInvalid(env, "Expected integer for " + what);
+  const double d = value.As<Napi::Number>().DoubleValue();
+  if (d != static_cast<double>(static_cast<int64_t>(d))) ThrowInvalid(env, "Expected integer for " + what);
+  return static_cast<int64_t>(d);
+}
+
+std::vector<int64_t> ShapeFromJs(Napi::Env env, Napi::Value value, const std::string& what) {
+  if (!value.IsArray()) ThrowInvalid(env, "Expected an array for the shape of " + what);
+  Napi::Array array = value.As<Napi::Array>();
+  std::vector<int64_t> shape;
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    const int64_t d = ToInt(env, array.Get(i), "the shape of " + what);
+    if (d < 0) ThrowInvalid(env, "Expected non-negative dimensions in the shape of " + what);
+    shape.push_back(d);
+  }
+  return shape;
+}
+
+}  // namespace
+
+HostTensor TensorFromJs(Napi::Env env, Napi::Value value, const std::string& what) {
+  if (!value.IsObject()) ThrowInvalid(env, "Expected a tensor for " + what);
+  Napi::Object object = value.As<Napi::Object>();
+  Napi::Value dtype_value = object.Get("dtype");
+  DType dtype;
+  if (!dtype_value.IsString() || !dtype_from_name(dtype_value.As<Napi::String>().Utf8Value(), &dtype)) {
+    ThrowInvalid(env, "Expected a known dtype for " + what);
+  }
+  const std::vector<int64_t> shape = ShapeFromJs(env, object.Get("shape"), what);
+  Napi::Value data = object.Get("data");
+  if (!data.IsTypedArray()) ThrowInvalid(env, "Expected a TypedArray as the data of " + what);
+  Napi::TypedArray typed = data.As<Napi::TypedArray>();
+
+  HostTensor host = allocate_host(dtype, shape);
+  if (typed.ByteLength() != host.nbytes) {
+    ThrowInvalid(env, "Expected " + std::to_string(host.nbytes) + " bytes of data for " + what +
+                          " but received " + std::to_string(typed.ByteLength()));
+  }
+  if (host.nbytes > 0) {
+    const auto* bytes = static_cast<const uint8_t*>(typed.ArrayBuffer().Data()) + typed.ByteOffset();
+    std::memcpy(host.data, bytes, host.nbytes);
+  }
+  return host;
+}
+
+Napi::Object TensorToJs(Napi::Env env, const HostTensor& tensor) {
+  Napi::Object object = Napi::Object::New(env);
+  object.Set("dtype", Napi::String::New(env, dtype_name(tensor.dtype)));
+  Napi::Array shape = Napi::Array::New(env, tensor.shape.size());
+  for (size_t i = 0; i < tensor.shape.size(); ++i) {
+    shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(tensor.shape[i])));
+  }
+  object.Set("shape", shape);
+  Napi::ArrayBuffer buffer;
+  if (tensor.nbytes == 0) {
+    buffer = Napi::ArrayBuffer::New(env, 0);
+  } else {
+    auto* keep = new std::shared_ptr<void>(tensor.owner);
+    buffer = Napi::ArrayBuffer::New(
+        env, tensor.data, tensor.nbytes,
+        [](Napi::Env, void*, std::shared_ptr<void>* owner) { delete owner; }, keep);
+  }
+  object.Set("buffer", buffer);
+  return object;
+}
+
+NamedTensors NamedTensorsFromJs(Napi::Env env, Napi::Value value) {
+  if (!value.IsArray()) ThrowInvalid(env, "Expected an array of named tensors");
+  Napi::Array array = value.As<Napi::Array>();
+  NamedTensors out;
+  out.reserve(array.Length());
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    Napi::Value entry = array.Get(i);
+    if (!entry.IsObject() || !entry.As<Napi::Object>().Get("name").IsString()) {
+      ThrowInvalid(env, "Expected {name, dtype, shape, data} entries in the state dict");
+    }
+    const std::string name = entry.As<Napi::Object>().Get("name").As<Napi::String>().Utf8Value();
+    out.emplace_back(name, TensorFromJs(env, entry, "state dict entry '" + name + "'"));
+  }
+  return out;
+}
+
+Napi::Array NamedTensorsToJs(Napi::Env env, const NamedTensors& tensors) {
+  Napi::Array array = Napi::Array::New(env, tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    Napi::Object entry = TensorToJs(env, tensors[i].second);
+    entry.Set("name", Napi::String::New(env, tensors[i].first));
+    array.Set(static_cast<uint32_t>(i), entry);
+  }
+  return array;
+}
+
+ResNetSpec SpecFromJs(Napi::Env env, Napi::Value value) {
+  if (!value.IsObject()) ThrowInvalid(env, "Expected a ResNet spec object");
+  Napi::Object o = value.As<Napi::Object>();
+  ResNetSpec spec;
+  const std::string block = o.Get("block").ToString().Utf8Value();
+  if (block == "basic") {
+    spec.block = BlockKind::Basic;
+  } else if (block == "bottleneck") {
+    spec.block = BlockKind::Bottleneck;
+  } else {
+    ThrowInvalid(env, "Expected 'basic' or 'bottleneck' for block but received '" + block + "'");
+  }
+  spec.layers = ShapeFromJs(env, o.Get("layers"), "layers");
+  spec.num_classes = ToInt(env, o.Get("numClasses"), "numClasses");
+  spec.zero_init_residual = o.Get("zeroInitResidual").ToBoolean().Value();
+  spec.groups = ToInt(env, o.Get("groups"), "groups");
+  spec.width_per_group = ToInt(env, o.Get("widthPerGroup"), "widthPerGroup");
+  spec.in_channels = ToInt(env, o.Get("inChannels"), "inChannels");
+  Napi::Value dilation = o.Get("replaceStrideWithDilation");
+  if (!dilation.IsArray()) ThrowInvalid(env, "Expected an array for replaceStrideWithDilation");
+  Napi::Array flags = dilation.As<Napi::Array>();
+  spec.replace_stride_with_dilation.clear();
+  for (uint32_t i = 0; i < flags.Length(); ++i) {
+    spec.replace_stride_with_dilation.push_back(flags.Get(i).ToBoolean().Value());
+  }
+  return spec;
+}
+
+}  // namespace resnet::binding

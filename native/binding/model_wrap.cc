@@ -1,0 +1,149 @@
+#include "model_wrap.h"
+
+#include "addon_data.h"
+#include "convert.h"
+
+namespace resnet::binding {
+
+Napi::Function ModelWrap::Define(Napi::Env env) {
+  return DefineClass(env, "NativeModel",
+                     {
+                         InstanceMethod<&ModelWrap::Forward>("forward"),
+                         InstanceMethod<&ModelWrap::SetTraining>("setTraining"),
+                         InstanceMethod<&ModelWrap::StateDict>("stateDict"),
+                         InstanceMethod<&ModelWrap::LoadStateDict>("loadStateDict"),
+                         InstanceMethod<&ModelWrap::To>("to"),
+                         InstanceMethod<&ModelWrap::Dispose>("dispose"),
+                         InstanceMethod<&ModelWrap::NumParameters>("numParameters"),
+                         InstanceAccessor<&ModelWrap::Device>("device"),
+                         InstanceAccessor<&ModelWrap::Disposed>("disposed"),
+                     });
+}
+
+ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+  executor_ = std::make_unique<Executor>(info.Env(), info.This().As<Napi::Object>(), "model");
+}
+
+ModelWrap::~ModelWrap() {
+  // Reached when the object is collected or the environment shuts down; the executor joins its
+  // (idle) thread. External memory is only adjusted from a live JavaScript call (dispose).
+  executor_.reset();
+}
+
+Napi::Value ModelWrap::Create(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const ResNetSpec spec = SpecFromJs(env, info[0]);
+  if (!info[1].IsString()) ThrowInvalid(env, "Expected a string for device");
+  const std::string device = info[1].As<Napi::String>().Utf8Value();
+  if (!info[2].IsNumber()) ThrowInvalid(env, "Expected a number for seed");
+  const auto seed = static_cast<uint64_t>(info[2].As<Napi::Number>().DoubleValue());
+
+  Napi::Object object = AddonData::Get(env).model_constructor.New({});
+  ModelWrap* self = ModelWrap::Unwrap(object);
+  auto slot = self->slot_;
+  // Only plain pointers cross to the executor thread: a Napi reference must be created and
+  // deleted on the JavaScript thread. The wrap stays alive (pinned) while its job is pending.
+  return self->executor_->Enqueue(env, [slot, spec, device, seed, self]() -> Finish {
+    slot->model = std::make_unique<Model>(spec, device, seed);
+    const int64_t params = slot->model->num_parameters();
+    const int64_t bytes = slot->model->state_bytes();
+    const std::string actual_device = slot->model->device();
+    return [self, params, bytes, actual_device](Napi::Env env) -> Napi::Value {
+      self->num_parameters_ = params;
+      self->device_ = actual_device;
+      self->ReportMemory(env, bytes);
+      return self->Value();
+    };
+  });
+}
+
+Napi::Promise ModelWrap::Enqueue(Napi::Env env, std::function<Finish(Model&)> work) {
+  auto slot = slot_;
+  return executor_->Enqueue(env, [slot, work = std::move(work)]() -> Finish {
+    if (!slot || !slot->model) throw Error(codes::kNative, "the model was not created");
+    return work(*slot->model);
+  });
+}
+
+void ModelWrap::ReportMemory(Napi::Env env, int64_t bytes) {
+  Napi::MemoryManagement::AdjustExternalMemory(env, bytes - reported_bytes_);
+  reported_bytes_ = bytes;
+}
+
+Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
+  HostTensor input = TensorFromJs(info.Env(), info[0], "input");
+  return Enqueue(info.Env(), [input](Model& model) -> Finish {
+    HostTensor output = model.forward(input);
+    return [output](Napi::Env env) -> Napi::Value { return TensorToJs(env, output); };
+  });
+}
+
+Napi::Value ModelWrap::SetTraining(const Napi::CallbackInfo& info) {
+  const bool training = info[0].ToBoolean().Value();
+  return Enqueue(info.Env(), [training](Model& model) -> Finish {
+    model.set_training(training);
+    return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
+  });
+}
+
+Napi::Value ModelWrap::StateDict(const Napi::CallbackInfo& info) {
+  return Enqueue(info.Env(), [](Model& model) -> Finish {
+    NamedTensors state = model.state_dict();
+    return [state](Napi::Env env) -> Napi::Value { return NamedTensorsToJs(env, state); };
+  });
+}
+
+Napi::Value ModelWrap::LoadStateDict(const Napi::CallbackInfo& info) {
+  NamedTensors tensors = NamedTensorsFromJs(info.Env(), info[0]);
+  const bool strict = info[1].ToBoolean().Value();
+  return Enqueue(info.Env(), [tensors, strict](Model& model) -> Finish {
+    LoadResult result = model.load_state_dict(tensors, strict);
+    return [result](Napi::Env env) -> Napi::Value {
+      auto to_array = [&env](const std::vector<std::string>& keys) {
+        Napi::Array array = Napi::Array::New(env, keys.size());
+        for (size_t i = 0; i < keys.size(); ++i) array.Set(static_cast<uint32_t>(i), keys[i]);
+        return array;
+      };
+      Napi::Object out = Napi::Object::New(env);
+      out.Set("missingKeys", to_array(result.missing_keys));
+      out.Set("unexpectedKeys", to_array(result.unexpected_keys));
+      return out;
+    };
+  });
+}
+
+Napi::Value ModelWrap::To(const Napi::CallbackInfo& info) {
+  if (!info[0].IsString()) ThrowInvalid(info.Env(), "Expected a string for device");
+  const std::string device = info[0].As<Napi::String>().Utf8Value();
+  return Enqueue(info.Env(), [this, device](Model& model) -> Finish {
+    model.to(device);
+    const std::string actual = model.device();
+    return [this, actual](Napi::Env env) -> Napi::Value {
+      device_ = actual;
+      return Napi::String::New(env, actual);
+    };
+  });
+}
+
+Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (executor_->closed()) return env.Undefined();
+  executor_->Close(env);
+  slot_.reset();  // freed now if idle, else as soon as the job in flight lets go of it
+  ReportMemory(env, 0);
+  return env.Undefined();
+}
+
+Napi::Value ModelWrap::NumParameters(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(num_parameters_));
+}
+
+Napi::Value ModelWrap::Device(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), device_);
+}
+
+Napi::Value ModelWrap::Disposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), executor_->closed());
+}
+
+}  // namespace resnet::binding

@@ -1,0 +1,52 @@
+// The JavaScript class NativeModel: one resnet::Model plus its executor. Each method unpacks its
+// arguments, enqueues one job and returns the job's promise. No model logic lives here.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "executor.h"
+#include "model.h"
+
+namespace resnet::binding {
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  // createModel(spec, device, seed): builds the network off the JavaScript thread and resolves
+  // with the NativeModel once it exists.
+  static Napi::Value Create(const Napi::CallbackInfo& info);
+
+  explicit ModelWrap(const Napi::CallbackInfo& info);
+  ~ModelWrap() override;
+
+ private:
+  // Jobs hold the slot, not the wrap: dispose() drops the wrap's reference, and the model is
+  // freed as soon as no running job needs it.
+  struct Slot {
+    std::unique_ptr<Model> model;
+  };
+
+  Napi::Value Forward(const Napi::CallbackInfo& info);
+  Napi::Value SetTraining(const Napi::CallbackInfo& info);
+  Napi::Value StateDict(const Napi::CallbackInfo& info);
+  Napi::Value LoadStateDict(const Napi::CallbackInfo& info);
+  Napi::Value To(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+  Napi::Value NumParameters(const Napi::CallbackInfo& info);
+  Napi::Value Device(const Napi::CallbackInfo& info);
+  Napi::Value Disposed(const Napi::CallbackInfo& info);
+
+  // Runs `work` on the model's executor with the model in hand.
+  Napi::Promise Enqueue(Napi::Env env, std::function<Finish(Model&)> work);
+  void ReportMemory(Napi::Env env, int64_t bytes);
+
+  std::unique_ptr<Executor> executor_;
+  std::shared_ptr<Slot> slot_ = std::make_shared<Slot>();
+  int64_t num_parameters_ = 0;
+  int64_t reported_bytes_ = 0;
+  std::string device_;
+};
+
+}  // namespace resnet::binding

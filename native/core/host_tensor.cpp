@@ -1,0 +1,90 @@
+#include <ATen/ATen.h>
+
+#include <sstream>
+
+#include "torch_convert.h"
+
+namespace resnet {
+
+namespace {
+
+struct DTypeInfo {
+  DType dtype;
+  const char* name;
+  size_t size;
+  c10::ScalarType scalar_type;
+};
+
+constexpr DTypeInfo kDTypes[] = {
+    {DType::Float32, "float32", 4, c10::kFloat},  {DType::Float64, "float64", 8, c10::kDouble},
+    {DType::Float16, "float16", 2, c10::kHalf},   {DType::BFloat16, "bfloat16", 2, c10::kBFloat16},
+    {DType::Int64, "int64", 8, c10::kLong},       {DType::Int32, "int32", 4, c10::kInt},
+    {DType::Int16, "int16", 2, c10::kShort},      {DType::Int8, "int8", 1, c10::kChar},
+    {DType::UInt8, "uint8", 1, c10::kByte},       {DType::Bool, "bool", 1, c10::kBool},
+};
+
+const DTypeInfo& info(DType dtype) {
+  for (const auto& entry : kDTypes) {
+    if (entry.dtype == dtype) return entry;
+  }
+  throw Error(codes::kNative, "unknown dtype enum value");
+}
+
+}  // namespace
+
+const char* dtype_name(DType dtype) { return info(dtype).name; }
+size_t dtype_size(DType dtype) { return info(dtype).size; }
+
+bool dtype_from_name(const std::string& name, DType* out) {
+  for (const auto& entry : kDTypes) {
+    if (name == entry.name) {
+      *out = entry.dtype;
+      return true;
+    }
+  }
+  return false;
+}
+
+c10::ScalarType to_scalar_type(DType dtype) { return info(dtype).scalar_type; }
+
+DType from_scalar_type(c10::ScalarType type) {
+  for (const auto& entry : kDTypes) {
+    if (entry.scalar_type == type) return entry.dtype;
+  }
+  throw Error(codes::kNative, std::string("unsupported tensor dtype ") + c10::toString(type));
+}
+
+int64_t HostTensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+HostTensor allocate_host(DType dtype, const std::vector<int64_t>& shape) {
+  return to_host(at::empty(shape, at::TensorOptions().dtype(to_scalar_type(dtype))));
+}
+
+at::Tensor view_host(const HostTensor& host) {
+  return at::from_blob(host.data, host.shape, at::TensorOptions().dtype(to_scalar_type(host.dtype)));
+}
+
+HostTensor to_host(const at::Tensor& tensor) {
+  auto owned = std::make_shared<at::Tensor>(tensor.to(at::kCPU).contiguous());
+  HostTensor host;
+  host.dtype = from_scalar_type(owned->scalar_type());
+  host.shape.assign(owned->sizes().begin(), owned->sizes().end());
+  host.data = owned->data_ptr();
+  host.nbytes = owned->nbytes();
+  host.owner = owned;
+  return host;
+}
+
+std::string format_shape(c10::IntArrayRef shape) {
+  std::ostringstream out;
+  out << "torch.Size([";
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << "])";
+  return out.str();
+}
+
+}  // namespace resnet

@@ -1,0 +1,228 @@
+#include "model.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/cuda.h>
+
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include "resnet.h"
+#include "runtime.h"
+#include "torch_convert.h"
+
+namespace resnet {
+
+namespace {
+
+// Seeding and building must not interleave with another model being built on another executor
+// thread: LibTorch's default CPU generator is process-wide.
+std::mutex g_init_mutex;
+
+torch::Device parse_device(const std::string& device) {
+  torch::Device parsed(torch::kCPU);
+  try {
+    parsed = torch::Device(device);
+  } catch (const std::exception&) {
+    throw Error(codes::kInvalidArgument,
+                "Expected 'cpu', 'cuda' or 'cuda:N' for device but received '" + device + "'");
+  }
+  if (parsed.is_cuda()) {
+    if (!runtime::cuda_compiled()) {
+      throw Error(codes::kDevice,
+                  "CUDA was requested (device '" + device + "') but libtorch-resnet was built "
+                  "against a CPU-only LibTorch (" + runtime::libtorch_version() + "). To use a GPU, "
+                  "point LIBTORCH at an unpacked CUDA build of LibTorch (or install a CUDA build of "
+                  "PyTorch) and rebuild: LIBTORCH=/path/to/libtorch npm rebuild libtorch-resnet");
+    }
+    const int count = runtime::cuda_device_count();
+    const int index = parsed.has_index() ? parsed.index() : 0;
+    if (index >= count) {
+      throw Error(codes::kDevice, "CUDA device " + std::to_string(index) + " was requested (device '" +
+                                      device + "') but " + std::to_string(count) +
+                                      " CUDA device(s) are visible");
+    }
+    if (!parsed.has_index()) parsed = torch::Device(torch::kCUDA, 0);
+  }
+  return parsed;
+}
+
+std::string device_string(const torch::Device& device) { return device.str(); }
+
+// Parameters then buffers of each module, children after, depth first: PyTorch's state_dict order.
+void collect_state(const torch::nn::Module& module, const std::string& prefix,
+                   std::vector<std::pair<std::string, at::Tensor>>& out) {
+  for (const auto& item : module.named_parameters(/*recurse=*/false)) {
+    out.emplace_back(prefix + item.key(), item.value());
+  }
+  for (const auto& item : module.named_buffers(/*recurse=*/false)) {
+    out.emplace_back(prefix + item.key(), item.value());
+  }
+  for (const auto& child : module.named_children()) {
+    collect_state(*child.value(), prefix + child.key() + ".", out);
+  }
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string quoted_list(const std::vector<std::string>& keys) {
+  std::ostringstream out;
+  for (size_t i = 0; i < keys.size(); ++i) out << (i ? ", " : "") << '"' << keys[i] << '"';
+  return out.str();
+}
+
+}  // namespace
+
+struct Model::Impl {
+  ResNetSpec spec;
+  ResNet net{nullptr};
+  torch::Device device{torch::kCPU};
+
+  std::vector<std::pair<std::string, at::Tensor>> state() const {
+    std::vector<std::pair<std::string, at::Tensor>> out;
+    collect_state(*net, "", out);
+    return out;
+  }
+};
+
+Model::Model(const ResNetSpec& spec, const std::string& device, uint64_t seed)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->spec = spec;
+  impl_->device = parse_device(device);
+  {
+    std::lock_guard<std::mutex> lock(g_init_mutex);
+    torch::manual_seed(seed);
+    impl_->net = ResNet(spec);
+  }
+  impl_->net->eval();  // torchvision models are usually used for inference first; train() is explicit
+  impl_->net->to(impl_->device);
+}
+
+Model::~Model() = default;
+
+const ResNetSpec& Model::spec() const { return impl_->spec; }
+
+HostTensor Model::forward(const HostTensor& input) {
+  if (input.dtype != DType::Float32) {
+    throw Error(codes::kShape, std::string("Expected float32 input but received ") + dtype_name(input.dtype));
+  }
+  if (input.shape.size() != 4 || input.shape[1] != impl_->spec.in_channels) {
+    std::ostringstream msg;
+    msg << "Expected input of shape [N, " << impl_->spec.in_channels << ", H, W] but received [";
+    for (size_t i = 0; i < input.shape.size(); ++i) msg << (i ? ", " : "") << input.shape[i];
+    msg << "]";
+    throw Error(codes::kShape, msg.str());
+  }
+  at::Tensor x = view_host(input).to(impl_->device);
+  if (impl_->net->is_training()) {
+    torch::NoGradGuard no_grad;  // running statistics still update, as in PyTorch's train() forward
+    return to_host(impl_->net->forward(x));
+  }
+  c10::InferenceMode inference;
+  return to_host(impl_->net->forward(x));
+}
+
+void Model::set_training(bool training) { impl_->net->train(training); }
+bool Model::training() const { return impl_->net->is_training(); }
+
+NamedTensors Model::state_dict() const {
+  NamedTensors out;
+  for (const auto& [name, tensor] : impl_->state()) {
+    // A copy: the caller must not alias live weights that later training steps would change.
+    out.emplace_back(name, to_host(tensor.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true)));
+  }
+  return out;
+}
+
+LoadResult Model::load_state_dict(const NamedTensors& tensors, bool strict) {
+  std::map<std::string, const HostTensor*> given;
+  for (const auto& [name, host] : tensors) given[name] = &host;
+
+  LoadResult result;
+  std::vector<std::string> errors;
+  std::vector<std::pair<at::Tensor, const HostTensor*>> copies;
+  std::vector<at::Tensor> reset_counters;
+  std::map<std::string, bool> known;
+
+  for (const auto& [name, target] : impl_->state()) {
+    known[name] = true;
+    auto it = given.find(name);
+    if (it == given.end()) {
+      // PyTorch fills a BatchNorm's missing num_batches_tracked with 0 for checkpoints written
+      // before the buffer existed (torchvision's IMAGENET1K_V1 files), without calling it missing.
+      if (ends_with(name, ".num_batches_tracked")) {
+        reset_counters.push_back(target);
+      } else {
+        result.missing_keys.push_back(name);
+      }
+      continue;
+    }
+    const HostTensor& source = *it->second;
+    if (!target.sizes().equals(source.shape)) {
+      errors.push_back("size mismatch for " + name + ": copying a param with shape " +
+                       format_shape(source.shape) + " from checkpoint, the shape in current model is " +
+                       format_shape(target.sizes()) + ".");
+      continue;
+    }
+    const bool target_float = at::isFloatingType(target.scalar_type());
+    const c10::ScalarType source_type = to_scalar_type(source.dtype);
+    const bool compatible = target_float ? at::isFloatingType(source_type)
+                                         : at::isIntegralType(source_type, /*includeBool=*/false);
+    if (!compatible) {
+      errors.push_back("dtype mismatch for " + name + ": copying a param with dtype " +
+                       dtype_name(source.dtype) + " from checkpoint, the dtype in current model is " +
+                       dtype_name(from_scalar_type(target.scalar_type())) + ".");
+      continue;
+    }
+    copies.emplace_back(target, &source);
+  }
+  for (const auto& [name, host] : tensors) {
+    if (!known.count(name)) result.unexpected_keys.push_back(name);
+  }
+
+  if (strict) {
+    if (!result.unexpected_keys.empty()) {
+      errors.insert(errors.begin(),
+                    "Unexpected key(s) in state_dict: " + quoted_list(result.unexpected_keys) + ". ");
+    }
+    if (!result.missing_keys.empty()) {
+      errors.insert(errors.begin(),
+                    "Missing key(s) in state_dict: " + quoted_list(result.missing_keys) + ". ");
+    }
+  }
+  if (!errors.empty()) {
+    std::string message = "Error(s) in loading state_dict for ResNet:";
+    for (const auto& e : errors) message += "\n\t" + e;
+    throw Error(codes::kWeights, message);
+  }
+
+  torch::NoGradGuard no_grad;
+  for (auto& [target, source] : copies) target.copy_(view_host(*source));
+  for (auto& counter : reset_counters) counter.zero_();
+  return result;
+}
+
+int64_t Model::num_parameters() const {
+  int64_t total = 0;
+  for (const auto& p : impl_->net->parameters()) total += p.numel();
+  return total;
+}
+
+int64_t Model::state_bytes() const {
+  int64_t total = 0;
+  for (const auto& [name, tensor] : impl_->state()) total += static_cast<int64_t>(tensor.nbytes());
+  return total;
+}
+
+std::string Model::device() const { return device_string(impl_->device); }
+
+void Model::to(const std::string& device) {
+  const torch::Device target = parse_device(device);
+  impl_->net->to(target);
+  impl_->device = target;
+}
+
+}  // namespace resnet

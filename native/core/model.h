@@ -1,0 +1,52 @@
+// A ResNet instance and every operation the binding needs on it, in plain C++ types.
+// LibTorch stays behind the pimpl so that callers (native/binding, C++ tests and benches) do not
+// pay for its headers. A Model is not thread-safe: the binding runs one job at a time on it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "types.h"
+
+namespace resnet {
+
+class Model {
+ public:
+  // Builds the network on the CPU (so that a seed gives the same weights on every device), then
+  // moves it to `device` ("cpu", "cuda", "cuda:N"). Throws resnet::Error.
+  Model(const ResNetSpec& spec, const std::string& device, uint64_t seed);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  // input: float32 [N, in_channels, H, W] on the host. Returns float32 [N, num_classes].
+  // Eval mode runs under InferenceMode; train mode uses batch statistics and updates the
+  // BatchNorm running statistics, exactly as torchvision's model.train() forward does.
+  HostTensor forward(const HostTensor& input);
+
+  void set_training(bool training);
+  bool training() const;
+
+  // Parameters and buffers in torchvision's state_dict order and names, copied to the host.
+  NamedTensors state_dict() const;
+  // Checks every key, shape and dtype first and only then copies, so a failed load leaves the
+  // model untouched. Error messages use PyTorch's wording.
+  LoadResult load_state_dict(const NamedTensors& tensors, bool strict);
+
+  int64_t num_parameters() const;
+  // Bytes held by parameters and buffers (reported to V8 as external memory).
+  int64_t state_bytes() const;
+
+  std::string device() const;
+  void to(const std::string& device);
+
+  const ResNetSpec& spec() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace resnet

@@ -1,0 +1,88 @@
+// torchvision's ResNet, module for module, in LibTorch's C++ API.
+// Submodule names equal torchvision's state_dict keys (conv1, bn1, layer1.0.conv1,
+// layer2.0.downsample.0, fc, ...), so a torchvision checkpoint maps onto it one to one.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/pooling.h>
+
+#include "types.h"
+
+namespace resnet {
+
+// 3x3 convolution with padding equal to the dilation (torchvision's conv3x3).
+torch::nn::Conv2d conv3x3(int64_t in_planes, int64_t out_planes, int64_t stride = 1,
+                          int64_t groups = 1, int64_t dilation = 1);
+// 1x1 convolution (torchvision's conv1x1).
+torch::nn::Conv2d conv1x1(int64_t in_planes, int64_t out_planes, int64_t stride = 1);
+
+// What a residual stage passes to each block it builds.
+struct BlockArgs {
+  int64_t inplanes;
+  int64_t planes;
+  int64_t stride = 1;
+  torch::nn::Sequential downsample{nullptr};
+  int64_t groups = 1;
+  int64_t base_width = 64;
+  int64_t dilation = 1;
+};
+
+// Two 3x3 convolutions (ResNet-18/34). expansion = 1.
+class BasicBlockImpl : public torch::nn::Module {
+ public:
+  static constexpr int64_t expansion = 1;
+  explicit BasicBlockImpl(const BlockArgs& args);
+  torch::Tensor forward(const torch::Tensor& x);
+  // The BatchNorm that zero_init_residual zeroes: the block's last one.
+  torch::nn::BatchNorm2d last_bn() const { return bn2; }
+
+ private:
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
+  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+  torch::nn::Sequential downsample{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+// 1x1 reduce, 3x3 (grouped, carrying the stride: "ResNet V1.5"), 1x1 expand. expansion = 4.
+class BottleneckImpl : public torch::nn::Module {
+ public:
+  static constexpr int64_t expansion = 4;
+  explicit BottleneckImpl(const BlockArgs& args);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::BatchNorm2d last_bn() const { return bn3; }
+
+ private:
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
+  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  torch::nn::Sequential downsample{nullptr};
+};
+TORCH_MODULE(Bottleneck);
+
+// The generic network: stem, four residual stages, global average pool, fully connected head.
+class ResNetImpl : public torch::nn::Module {
+ public:
+  explicit ResNetImpl(const ResNetSpec& spec);
+  torch::Tensor forward(torch::Tensor x);
+  const ResNetSpec& spec() const { return spec_; }
+
+ private:
+  torch::nn::Sequential make_layer(int64_t planes, int64_t blocks, int64_t stride, bool dilate);
+  void initialize();
+
+  ResNetSpec spec_;
+  int64_t inplanes_ = 64;
+  int64_t dilation_ = 1;
+
+  torch::nn::Conv2d conv1{nullptr};
+  torch::nn::BatchNorm2d bn1{nullptr};
+  torch::nn::MaxPool2d maxpool{nullptr};
+  torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
+  torch::nn::Linear fc{nullptr};
+};
+TORCH_MODULE(ResNet);
+
+}  // namespace resnet

@@ -1,0 +1,84 @@
+// Plain C++ types shared by native/core and native/binding.
+// Deliberately free of LibTorch and N-API headers: the binding includes only this and model.h /
+// runtime.h, so its translation units compile in seconds instead of half a minute.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace resnet {
+
+// Element types a state dict or an input can hold. Names match PyTorch's ("float32", "int64", ...).
+enum class DType { Float32, Float64, Float16, BFloat16, Int64, Int32, Int16, Int8, UInt8, Bool };
+
+const char* dtype_name(DType dtype);
+size_t dtype_size(DType dtype);
+// Returns false when `name` is not a known dtype name.
+bool dtype_from_name(const std::string& name, DType* out);
+
+// A contiguous CPU buffer with a dtype and a shape. `owner` keeps the memory alive (for tensors
+// produced by LibTorch it holds the tensor itself), so a result can be handed to JavaScript
+// without a copy: the ArrayBuffer's finalizer drops the owner.
+struct HostTensor {
+  DType dtype = DType::Float32;
+  std::vector<int64_t> shape;
+  void* data = nullptr;
+  size_t nbytes = 0;
+  std::shared_ptr<void> owner;
+
+  int64_t numel() const;
+};
+
+// Allocates an uninitialised contiguous host tensor (LibTorch's CPU allocator, 64-byte aligned).
+HostTensor allocate_host(DType dtype, const std::vector<int64_t>& shape);
+
+using NamedTensors = std::vector<std::pair<std::string, HostTensor>>;
+
+enum class BlockKind { Basic, Bottleneck };
+
+// Everything that defines a torchvision ResNet. Every named architecture (resnet18 ...
+// wide_resnet101_2) is one value of this struct; the table of them lives in lib/architectures.ts.
+struct ResNetSpec {
+  BlockKind block = BlockKind::Basic;
+  std::vector<int64_t> layers;  // blocks per stage; torchvision uses 4 stages
+  int64_t num_classes = 1000;
+  bool zero_init_residual = false;
+  int64_t groups = 1;
+  int64_t width_per_group = 64;
+  std::vector<bool> replace_stride_with_dilation{false, false, false};
+  int64_t in_channels = 3;
+};
+
+struct LoadResult {
+  std::vector<std::string> missing_keys;
+  std::vector<std::string> unexpected_keys;
+};
+
+// An error with a stable code; the binding turns it into a rejected promise whose `code` the
+// TypeScript layer maps onto its ResNetError classes.
+class Error : public std::runtime_error {
+ public:
+  Error(std::string code, const std::string& message)
+      : std::runtime_error(message), code_(std::move(code)) {}
+  const std::string& code() const { return code_; }
+
+ private:
+  std::string code_;
+};
+
+// Stable error codes (mirrored in lib/errors.ts).
+namespace codes {
+inline constexpr const char* kInvalidArgument = "ERR_RESNET_INVALID_ARGUMENT";
+inline constexpr const char* kShape = "ERR_RESNET_SHAPE";
+inline constexpr const char* kWeights = "ERR_RESNET_WEIGHTS";
+inline constexpr const char* kDevice = "ERR_RESNET_DEVICE";
+inline constexpr const char* kNative = "ERR_RESNET_NATIVE";
+}  // namespace codes
+
+}  // namespace resnet

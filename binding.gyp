@@ -1,0 +1,76 @@
+# node-gyp build of the addon, an alternative to the primary cmake-js build (CMakeLists.txt):
+#   node-gyp rebuild
+# LibTorch is found by scripts/find-libtorch.mjs, in the same order as cmake/FindLibTorch.cmake
+# (LIBTORCH, Torch_DIR / CMAKE_PREFIX_PATH, a PyTorch Python package, the system).
+{
+  "variables": {
+    "libtorch_lib_dir": "<!(node scripts/find-libtorch.mjs --lib-dir)",
+    "libtorch_cuda": "<!(node scripts/find-libtorch.mjs --cuda)",
+  },
+  "targets": [
+    {
+      "target_name": "libtorch_resnet",
+      # gyp strips a leading "lib" from module names; keep the cmake-js file name.
+      "product_name": "libtorch_resnet",
+      "sources": [
+        "native/core/resnet.cpp",
+        "native/core/model.cpp",
+        "native/core/host_tensor.cpp",
+        "native/core/runtime.cpp",
+        "native/binding/addon.cc",
+        "native/binding/model_wrap.cc",
+        "native/binding/executor.cc",
+        "native/binding/convert.cc",
+      ],
+      "include_dirs": [
+        "native/core",
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<!@(node scripts/find-libtorch.mjs --include-dirs)",
+      ],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "_GLIBCXX_USE_CXX11_ABI=1",
+      ],
+      # node's common.gypi turns exceptions and RTTI off; LibTorch and node-addon-api need both.
+      "cflags!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      # --no-as-needed as TorchConfig.cmake does: LibTorch registers its operators in static
+      # initializers, so a library the addon never calls directly must still be loaded.
+      "libraries": [
+        "-L<(libtorch_lib_dir)",
+        "-Wl,--no-as-needed",
+        "-ltorch",
+        "-ltorch_cpu",
+        "-lc10",
+      ],
+      "ldflags": [
+        # Find LibTorch at run time without LD_LIBRARY_PATH: DT_RPATH (not RUNPATH) so that it
+        # also applies to LibTorch's own dependencies on each other.
+        "-Wl,-rpath,<(libtorch_lib_dir)",
+        "-Wl,--disable-new-dtags",
+      ],
+      "conditions": [
+        ["libtorch_cuda==1", {
+          "defines": ["RESNET_WITH_CUDA"],
+          # Still under --no-as-needed: otherwise the linker drops torch_cuda (nothing references
+          # it directly) and torch::cuda::is_available() silently answers false.
+          "libraries": ["-Wl,--no-as-needed", "-ltorch_cuda", "-lc10_cuda"],
+        }],
+        ["OS=='mac'", {
+          # ld64 has no --no-as-needed; ldflags (Linux only) are replaced by OTHER_LDFLAGS.
+          "libraries!": ["-Wl,--no-as-needed"],
+          "xcode_settings": {
+            "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+            "GCC_ENABLE_CPP_RTTI": "YES",
+            "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+            "MACOSX_DEPLOYMENT_TARGET": "11.0",
+            "OTHER_LDFLAGS": ["-Wl,-rpath,<(libtorch_lib_dir)"],
+          },
+        }],
+      ],
+    },
+  ],
+}

@@ -1,0 +1,175 @@
+// The ResNet model as users hold it: a thin, validating facade over one NativeModel.
+import { DisposedError, settle } from './errors.js';
+import { native, type NativeModel, type NativeTensorOut } from './native.js';
+import type { ResNetConfig } from './options.js';
+import { formatShape, numelOf, Tensor, type DType, type TensorLike } from './tensor.js';
+import { ShapeError } from './errors.js';
+import * as v from './validate.js';
+
+export interface LoadStateDictOptions {
+  /** Require the keys to match exactly (PyTorch's default). Size mismatches always fail. */
+  strict?: boolean;
+}
+
+export interface LoadStateDictResult {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+}
+
+export type StateDict = Record<string, Tensor>;
+
+function toTensor(out: NativeTensorOut): Tensor {
+  return Tensor.fromBuffer(out.buffer, out.shape, out.dtype as DType);
+}
+
+export class ResNet implements Disposable {
+  readonly arch: string;
+  readonly config: Readonly<ResNetConfig>;
+  readonly #native: NativeModel;
+  #training = false;
+
+  /** @internal Use the builders (resnet50(), createResNet(), ...). */
+  constructor(nativeModel: NativeModel, config: ResNetConfig) {
+    this.#native = nativeModel;
+    this.arch = config.arch;
+    this.config = Object.freeze({ ...config });
+  }
+
+  /** @internal Builds the network off the main thread. */
+  static async create(config: ResNetConfig): Promise<ResNet> {
+    const trace = new Error();
+    const nativeModel = await settle(
+      () =>
+        native.createModel(
+          {
+            block: config.block,
+            layers: [...config.layers],
+            numClasses: config.numClasses,
+            zeroInitResidual: config.zeroInitResidual,
+            groups: config.groups,
+            widthPerGroup: config.widthPerGroup,
+            replaceStrideWithDilation: [...config.replaceStrideWithDilation],
+            inChannels: config.inChannels,
+          },
+          config.device,
+          config.seed,
+        ),
+      trace,
+    );
+    return new ResNet(nativeModel, config);
+  }
+
+  /** Where the weights live: 'cpu' or 'cuda:N'. */
+  get device(): string {
+    return this.#native.device;
+  }
+
+  /** True after train(), false after eval() (the default). */
+  get training(): boolean {
+    return this.#training;
+  }
+
+  get disposed(): boolean {
+    return this.#native.disposed;
+  }
+
+  /** Number of parameters, counted as torchvision counts them (buffers excluded). */
+  numParameters(): number {
+    return this.#native.numParameters();
+  }
+
+  /**
+   * Logits for a float32 batch [N, inChannels, H, W]. In eval mode BatchNorm uses its running
+   * statistics; in train mode it uses the batch's and updates the running statistics.
+   */
+  async forward(input: Tensor | TensorLike): Promise<Tensor<Float32Array>> {
+    const trace = new Error();
+    const x = this.#checkInput(input);
+    return (await this.#call(() => this.#native.forward(x), trace, toTensor)) as Tensor<Float32Array>;
+  }
+
+  /** BatchNorm uses running statistics (the state after creation). */
+  async eval(): Promise<this> {
+    return this.train(false);
+  }
+
+  /** BatchNorm uses batch statistics and updates its running statistics. */
+  async train(mode = true): Promise<this> {
+    const trace = new Error();
+    v.boolean('mode', mode);
+    await this.#call(() => this.#native.setTraining(mode), trace, () => undefined);
+    this.#training = mode;
+    return this;
+  }
+
+  /** A copy of every parameter and buffer, under torchvision's state_dict names. */
+  async stateDict(): Promise<StateDict> {
+    const trace = new Error();
+    return this.#call(() => this.#native.stateDict(), trace, (entries) => {
+      const out: StateDict = {};
+      for (const entry of entries) out[entry.name] = toTensor(entry);
+      return out;
+    });
+  }
+
+  /**
+   * Copies `stateDict` into the model. Everything is checked before anything is copied, so a
+   * failed load leaves the model as it was. Errors use PyTorch's wording.
+   */
+  async loadStateDict(stateDict: Record<string, Tensor | TensorLike>, options: LoadStateDictOptions = {}): Promise<LoadStateDictResult> {
+    const trace = new Error();
+    v.plainObject('stateDict', stateDict);
+    v.knownKeys('loadStateDict', v.plainObject('options', options) as Record<string, unknown>, ['strict']);
+    const strict = v.boolean('strict', options.strict ?? true);
+    const entries = Object.entries(stateDict).map(([name, value]) => {
+      const t = Tensor.from(value);
+      return { name, dtype: t.dtype, shape: [...t.shape], data: t.data };
+    });
+    return this.#call(() => this.#native.loadStateDict(entries, strict), trace, (r) => r);
+  }
+
+  /** Moves the weights to another device. */
+  async to(device: string): Promise<this> {
+    const trace = new Error();
+    const target = v.device('device', device);
+    await this.#call(() => this.#native.to(target), trace, () => undefined);
+    return this;
+  }
+
+  /**
+   * Frees the native memory now. A call already running finishes; queued calls and any later
+   * call reject with DisposedError. Safe to call twice.
+   */
+  dispose(): void {
+    this.#native.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  #checkInput(input: Tensor | TensorLike): { dtype: string; shape: number[]; data: ArrayBufferView } {
+    const x = Tensor.from(input);
+    if (x.dtype !== 'float32') throw v.invalid('a float32 tensor', 'input', `${x.dtype} tensor`);
+    const { inChannels } = this.config;
+    const [n, c, h, w] = x.shape;
+    if (x.ndim !== 4 || c !== inChannels || n === 0 || h === 0 || w === 0) {
+      throw new ShapeError(
+        `Expected shape [N, ${inChannels}, H, W] with N, H, W >= 1 for input but received ${formatShape(x.shape)}`,
+      );
+    }
+    if (numelOf(x.shape) !== x.data.length) {
+      throw new ShapeError(`Expected ${numelOf(x.shape)} elements for input but received ${x.data.length}`);
+    }
+    return { dtype: x.dtype, shape: [...x.shape], data: x.data };
+  }
+
+  async #call<R, T>(call: () => Promise<R>, trace: Error, finish: (raw: R) => T): Promise<T> {
+    if (this.#native.disposed) {
+      const error = new DisposedError('The model has been disposed');
+      error.stack = `DisposedError: ${error.message}\n${trace.stack?.split('\n').slice(1).join('\n') ?? ''}`;
+      throw error;
+    }
+    return finish(await settle(call, trace));
+  }
+}

@@ -1,0 +1,29 @@
+// Process-wide facts and settings of the LibTorch this addon was built against.
+import { native } from './native.js';
+import * as v from './validate.js';
+
+/** True when this build links a CUDA LibTorch and a GPU is visible. */
+export function cudaAvailable(): boolean {
+  return native.cudaAvailable();
+}
+
+export function cudaDeviceCount(): number {
+  return native.cudaDeviceCount();
+}
+
+/**
+ * Intra-op threads for LibTorch's kernels, for every model in the process. Defaults to the
+ * machine's cores (Debian's LibTorch would otherwise start with 1). Applied by each model's
+ * executor thread before its next job.
+ */
+export function setNumThreads(threads: number): void {
+  native.setNumThreads(v.positiveInteger('threads', threads));
+}
+
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+
+export function libtorchVersion(): string {
+  return native.libtorchVersion();
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+// Finds LibTorch for binding.gyp (node-gyp), in the same order as cmake/FindLibTorch.cmake:
+//   1. LIBTORCH: an unpacked LibTorch (include/, include/torch/csrc/api/include, lib/)
+//   2. Torch_DIR (.../share/cmake/Torch) or CMAKE_PREFIX_PATH entries with share/cmake/Torch
+//   3. the LibTorch inside an installed PyTorch Python package ($PYTHON, python3, /usr/bin/python3)
+//   4. the system's LibTorch (Debian/Ubuntu: apt-get install libtorch-dev)
+// Usage: node scripts/find-libtorch.mjs --include-dirs | --lib-dir | --cuda
+//   --include-dirs  the include dirs, space separated
+//   --lib-dir       the directory holding libtorch/libtorch_cpu/libc10
+//   --cuda          1 if that directory has libtorch_cuda, else 0
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+
+const { env, platform, arch } = process;
+const soExt = platform === 'darwin' ? 'dylib' : 'so';
+const TORCH_H = 'torch/csrc/api/include/torch/torch.h';
+const CONFIG = 'share/cmake/Torch/TorchConfig.cmake';
+
+// A LibTorch at `prefix` (headers under prefix/include) whose libraries are in the first of
+// `libDirs` that has libc10; null when either part is missing.
+function probe(prefix, libDirs = [path.join(prefix, 'lib')]) {
+  const include = path.join(prefix, 'include');
+  const libDir = libDirs.find((dir) => existsSync(path.join(dir, `libc10.${soExt}`)));
+  if (!existsSync(path.join(include, TORCH_H)) || !libDir) return null;
+  // A system /usr/include is already searched; naming it with -I breaks #include_next in libstdc++.
+  const systemInclude = include === '/usr/include' || include === '/usr/local/include';
+  const includeDirs = [...(systemInclude ? [] : [include]), path.join(include, 'torch/csrc/api/include')];
+  return { prefix, includeDirs, libDir };
+}
+
+function find() {
+  // 1. LIBTORCH: when set it must be valid, as in CMake (no silent fallback to another LibTorch).
+  if (env.LIBTORCH) {
+    const found = probe(path.resolve(env.LIBTORCH));
+    if (!found) fail(`LIBTORCH is set to '${env.LIBTORCH}' but no LibTorch (include/${TORCH_H}, lib/libc10.${soExt}) was found there.`);
+    return found;
+  }
+  // 2. Torch_DIR is <prefix>/share/cmake/Torch (or, as in Debian, <prefix>/lib/<triplet>/cmake/Torch
+  //    with the libraries two levels up); CMAKE_PREFIX_PATH lists prefixes.
+  if (env.Torch_DIR && existsSync(path.join(env.Torch_DIR, 'TorchConfig.cmake'))) {
+    const dir = path.resolve(env.Torch_DIR);
+    const found = probe(path.resolve(dir, '../../..')) ?? probe(path.resolve(dir, '../../../..'), [path.resolve(dir, '../..')]);
+    if (found) return found;
+  }
+  for (const entry of (env.CMAKE_PREFIX_PATH ?? '').split(path.delimiter).filter(Boolean)) {
+    const found = existsSync(path.join(entry, CONFIG)) && probe(path.resolve(entry));
+    if (found) return found;
+  }
+  // 3. PyTorch: cmake_prefix_path is <site-packages>/torch/share/cmake; include/ and lib/ are in torch/.
+  for (const python of [env.PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean)) {
+    try {
+      const out = execFileSync(python, ['-c', 'import torch.utils;print(torch.utils.cmake_prefix_path)'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim();
+      const found = existsSync(path.join(out, 'Torch/TorchConfig.cmake')) && probe(path.resolve(out, '../..'));
+      if (found) return found;
+    } catch {
+      // no such python, or no torch in it: try the next one
+    }
+  }
+  // 4. The system: headers in /usr/include (or /usr/local/include), libraries in the multiarch dir.
+  const triplet = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu', ppc64: 'powerpc64le-linux-gnu' }[arch];
+  for (const prefix of ['/usr', '/usr/local']) {
+    const libDirs = [triplet && `${prefix}/lib/${triplet}`, `${prefix}/lib64`, `${prefix}/lib`].filter(Boolean);
+    const found = probe(prefix, libDirs);
+    if (found) return found;
+  }
+  fail(
+    'LibTorch was not found. Provide it in one of these ways, then rebuild:\n' +
+      '  1. LIBTORCH=/path/to/libtorch  (an unpacked LibTorch from pytorch.org, CPU or CUDA)\n' +
+      '  2. Torch_DIR=/path/to/share/cmake/Torch or CMAKE_PREFIX_PATH=/path/to/libtorch\n' +
+      '  3. a PyTorch Python package on python3 (pip install torch): its torch.utils.cmake_prefix_path is used\n' +
+      '  4. the system\'s LibTorch, e.g. on Debian/Ubuntu: apt-get install libtorch-dev (or bash scripts/install-system-deps.sh)',
+  );
+}
+
+function fail(message) {
+  console.error(`libtorch-resnet: ${message}`);
+  process.exit(1);
+}
+
+const { includeDirs, libDir } = find();
+switch (process.argv[2]) {
+  case '--include-dirs':
+    console.log(includeDirs.join(' '));
+    break;
+  case '--lib-dir':
+    console.log(libDir);
+    break;
+  case '--cuda':
+    console.log(existsSync(path.join(libDir, `libtorch_cuda.${soExt}`)) ? 1 : 0);
+    break;
+  default:
+    fail('usage: node scripts/find-libtorch.mjs --include-dirs | --lib-dir | --cuda');
+}

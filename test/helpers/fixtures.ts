@@ -1,0 +1,92 @@
+// Parity fixtures: generated on demand by test/fixtures/generate.py with the system Python
+// (torch + torchvision), cached in test/fixtures/cache, regenerated when generate.py changes.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Tensor, type DType } from '../../lib/index.ts';
+
+const fixturesDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
+export const cacheDir = join(fixturesDir, 'cache');
+const generator = join(fixturesDir, 'generate.py');
+export const systemPython = process.env.RESNET_FIXTURE_PYTHON ?? '/usr/bin/python3';
+
+/** Makes sure every case exists for the current generate.py; returns the case names. */
+export function ensureFixtures(): string[] {
+  const stamp = createHash('sha256').update(readFileSync(generator)).digest('hex');
+  const stampFile = join(cacheDir, '.stamp');
+  const cases = execFileSync(systemPython, [generator, '--list'], { encoding: 'utf8' }).trim().split('\n');
+  const fresh = existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp;
+  if (!fresh || !cases.every((name) => existsSync(join(cacheDir, `${name}.safetensors`)))) {
+    mkdirSync(cacheDir, { recursive: true });
+    execFileSync(systemPython, [generator, '--out', cacheDir], { stdio: ['ignore', 'ignore', 'inherit'] });
+    writeFileSync(stampFile, stamp);
+  }
+  return cases;
+}
+
+const dtypeOf: Record<string, DType> = { F32: 'float32', I64: 'int64', F64: 'float64', I32: 'int32' };
+
+export interface Fixture {
+  metadata: Record<string, string>;
+  tensors: Map<string, Tensor>;
+}
+
+/** Reads a fixture file (a minimal safetensors reader; tensor data stays in the file's buffer when aligned). */
+export async function readFixture(name: string): Promise<Fixture> {
+  const bytes = await readFile(join(cacheDir, `${name}.safetensors`));
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, unknown>;
+  const base = 8 + headerLength;
+  const tensors = new Map<string, Tensor>();
+  let metadata: Record<string, string> = {};
+  for (const [key, value] of Object.entries(header)) {
+    if (key === '__metadata__') {
+      metadata = value as Record<string, string>;
+      continue;
+    }
+    const entry = value as { dtype: string; shape: number[]; data_offsets: [number, number] };
+    const dtype = dtypeOf[entry.dtype];
+    if (!dtype) throw new Error(`fixture ${name}: unexpected dtype ${entry.dtype}`);
+    const start = bytes.byteOffset + base + entry.data_offsets[0];
+    const length = entry.data_offsets[1] - entry.data_offsets[0];
+    let buffer = bytes.buffer;
+    let offset = start;
+    const ArrayType = { float32: Float32Array, int64: BigInt64Array, float64: Float64Array, int32: Int32Array }[
+      dtype as 'float32'
+    ];
+    if (offset % ArrayType.BYTES_PER_ELEMENT !== 0) {
+      buffer = bytes.buffer.slice(start, start + length);
+      offset = 0;
+    }
+    const data = new ArrayType(buffer, offset, length / ArrayType.BYTES_PER_ELEMENT);
+    tensors.set(key, new Tensor(data, entry.shape, dtype));
+  }
+  return { metadata, tensors };
+}
+
+/** Largest absolute difference, and the same relative to max(1, max |expected|). */
+export function compare(actual: Tensor, expected: Tensor): { maxAbs: number; maxRel: number; scale: number } {
+  const a = actual.data as Float32Array;
+  const e = expected.data as Float32Array;
+  if (a.length !== e.length) throw new Error(`length ${a.length} != ${e.length}`);
+  let maxAbs = 0;
+  let maxExpected = 0;
+  for (let i = 0; i < a.length; i++) {
+    maxAbs = Math.max(maxAbs, Math.abs(a[i]! - e[i]!));
+    maxExpected = Math.max(maxExpected, Math.abs(e[i]!));
+  }
+  const scale = Math.max(1, maxExpected);
+  return { maxAbs, maxRel: maxAbs / scale, scale };
+}
+
+/** Tensors under a prefix ("state/", "train/state/"), with the prefix removed, in file order. */
+export function withPrefix(fixture: Fixture, prefix: string): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const [key, tensor] of fixture.tensors) {
+    if (key.startsWith(prefix)) out[key.slice(prefix.length)] = tensor;
+  }
+  return out;
+}

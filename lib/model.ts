@@ -3,7 +3,7 @@ import { DisposedError, settle } from './errors.js';
 import { native, type NativeModel, type NativeTensorOut } from './native.js';
 import type { ResNetConfig } from './options.js';
 import { formatShape, numelOf, Tensor, type DType, type TensorLike } from './tensor.js';
-import { ShapeError } from './errors.js';
+import { InvalidArgumentError, ShapeError } from './errors.js';
 import * as v from './validate.js';
 
 export interface LoadStateDictOptions {
@@ -150,7 +150,9 @@ export class ResNet implements Disposable {
 
   #checkInput(input: Tensor | TensorLike): { dtype: string; shape: number[]; data: ArrayBufferView } {
     const x = Tensor.from(input);
-    if (x.dtype !== 'float32') throw v.invalid('a float32 tensor', 'input', `${x.dtype} tensor`);
+    if (x.dtype !== 'float32') {
+      throw new InvalidArgumentError(`Expected a float32 tensor for input but received a ${x.dtype} tensor`);
+    }
     const { inChannels } = this.config;
     const [n, c, h, w] = x.shape;
     if (x.ndim !== 4 || c !== inChannels || n === 0 || h === 0 || w === 0) {

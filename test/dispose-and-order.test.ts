@@ -1,0 +1,75 @@
+// One job at a time per model, in call order; dispose() lets the running job finish, rejects the
+// queued ones and every later call with DisposedError, and can be called twice.
+import test from 'ava';
+import { DisposedError, resnet18, resnet50 } from '../lib/index.ts';
+import { randomTensor, sleep } from './helpers/inputs.ts';
+
+test('calls run in call order', async (t) => {
+  const model = await resnet18({ numClasses: 10, seed: 1 });
+  const a = await model.stateDict();
+  const other = await resnet18({ numClasses: 10, seed: 2 });
+  const b = await other.stateDict();
+  other.dispose();
+  const x = randomTensor([1, 3, 32, 32]);
+  const expectedA = [...(await model.forward(x)).data];
+
+  // Queued without awaiting: each forward must see the weights loaded just before it.
+  const settled: string[] = [];
+  const loadB = model.loadStateDict(b).then(() => settled.push('loadB'));
+  const underB = model.forward(x).then((r) => (settled.push('forwardB'), r));
+  const loadA = model.loadStateDict(a).then(() => settled.push('loadA'));
+  const underA = model.forward(x).then((r) => (settled.push('forwardA'), r));
+  const [, outB, , outA] = await Promise.all([loadB, underB, loadA, underA]);
+  t.deepEqual(settled, ['loadB', 'forwardB', 'loadA', 'forwardA']);
+  t.deepEqual([...outA.data], expectedA);
+  t.notDeepEqual([...outB.data], expectedA);
+
+  const order: number[] = [];
+  await Promise.all(Array.from({ length: 12 }, (_, i) => model.forward(randomTensor([1, 3, 16, 16], i)).then(() => order.push(i))));
+  t.deepEqual(order, [...Array(12).keys()]);
+  model.dispose();
+});
+
+test('dispose: the job in flight finishes, queued jobs and later calls reject', async (t) => {
+  const model = await resnet50({ numClasses: 10, seed: 0 });
+  const inFlight = model.forward(randomTensor([4, 3, 160, 160]));
+  await sleep(100); // long enough for the executor to pick the job up; the forward takes far longer
+  const queued = [model.forward(randomTensor([1, 3, 32, 32])), model.stateDict(), model.train()];
+  const rejections = queued.map((p) => t.throwsAsync(p, { instanceOf: DisposedError }));
+  model.dispose();
+  t.true(model.disposed);
+
+  const out = await inFlight;
+  t.deepEqual(out.shape, [4, 10]);
+  t.true(out.data.every(Number.isFinite));
+  for (const error of await Promise.all(rejections)) {
+    t.is(error?.message, 'The model was disposed before this call could run');
+    t.is(error?.code, 'ERR_RESNET_DISPOSED');
+  }
+  await t.throwsAsync(model.forward(randomTensor([1, 3, 32, 32])), {
+    instanceOf: DisposedError,
+    message: 'The model has been disposed',
+  });
+  await t.throwsAsync(model.eval(), { instanceOf: DisposedError });
+  t.notThrows(() => model.dispose());
+});
+
+test('results stay valid after the model is disposed (they own their memory)', async (t) => {
+  const model = await resnet18({ numClasses: 10, seed: 1 });
+  const out = await model.forward(randomTensor([2, 3, 32, 32]));
+  const sd = await model.stateDict();
+  const copy = [...out.data];
+  model.dispose();
+  t.deepEqual([...out.data], copy);
+  t.is((sd['fc.weight']!.data as Float32Array).length, 5120);
+});
+
+test('using: Symbol.dispose disposes', async (t) => {
+  let escaped;
+  {
+    const model = await resnet18({ numClasses: 2, seed: 0 });
+    escaped = model;
+    model[Symbol.dispose]();
+  }
+  t.true(escaped.disposed);
+});

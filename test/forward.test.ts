@@ -1,0 +1,86 @@
+// forward(): input checks, output shape and dtype, eval vs train mode, results owned by JS.
+import test from 'ava';
+import { InvalidArgumentError, resnet18, ShapeError, Tensor, type ResNet } from '../lib/index.ts';
+import { maxAbsDiff, randomTensor } from './helpers/inputs.ts';
+
+let model: ResNet;
+test.before(async () => {
+  model = await resnet18({ numClasses: 10, seed: 3 });
+});
+test.after.always(() => model.dispose());
+
+test('returns float32 logits [N, numClasses]', async (t) => {
+  const out = await model.forward(randomTensor([3, 3, 40, 48]));
+  t.true(out instanceof Tensor);
+  t.is(out.dtype, 'float32');
+  t.deepEqual(out.shape, [3, 10]);
+  t.true(out.data instanceof Float32Array);
+  t.is(out.data.length, 30);
+  t.true(out.data.every(Number.isFinite));
+});
+
+test('accepts { data, shape } as well as a Tensor, with the same result', async (t) => {
+  const x = randomTensor([1, 3, 32, 32], 5);
+  const a = await model.forward(x);
+  const b = await model.forward({ data: x.data, shape: [...x.shape] });
+  t.deepEqual([...a.data], [...b.data]);
+});
+
+test('the input buffer is copied: changing it after the call does not change the result', async (t) => {
+  const x = randomTensor([1, 3, 32, 32], 9);
+  const expected = await model.forward(x);
+  const pending = model.forward(x);
+  x.data.fill(100);
+  t.deepEqual([...(await pending).data], [...expected.data]);
+});
+
+test('each sample is independent of the others in eval mode', async (t) => {
+  const x = randomTensor([2, 3, 32, 32], 11);
+  const both = await model.forward(x);
+  const first = await model.forward(new Tensor(x.data.slice(0, 3 * 32 * 32), [1, 3, 32, 32]));
+  t.true(maxAbsDiff(both.data.subarray(0, 10), first.data) < 1e-5);
+});
+
+const badInputs: Array<[string, unknown, new (...args: never[]) => Error, string]> = [
+  ['rank 3', { data: new Float32Array(3 * 8 * 8), shape: [3, 8, 8] }, ShapeError, 'Expected shape [N, 3, H, W] with N, H, W >= 1 for input but received [3, 8, 8]'],
+  ['1 channel', { data: new Float32Array(8 * 8), shape: [1, 1, 8, 8] }, ShapeError, 'Expected shape [N, 3, H, W] with N, H, W >= 1 for input but received [1, 1, 8, 8]'],
+  ['empty batch', { data: new Float32Array(0), shape: [0, 3, 8, 8] }, ShapeError, 'Expected shape [N, 3, H, W] with N, H, W >= 1 for input but received [0, 3, 8, 8]'],
+  ['wrong length', { data: new Float32Array(10), shape: [1, 3, 8, 8] }, ShapeError, 'Expected 192 elements for tensor data of shape [1, 3, 8, 8] but received 10'],
+  ['float64 data', { data: new Float64Array(192), shape: [1, 3, 8, 8] }, InvalidArgumentError, 'Expected a float32 tensor for input but received a float64 tensor'],
+  ['an array', { data: [1, 2, 3], shape: [1, 3, 1, 1] }, InvalidArgumentError, 'Expected a TypedArray for tensor data but received [ 1, 2, 3 ] of type object'],
+  ['a bad shape', { data: new Float32Array(4), shape: [2, -2] }, InvalidArgumentError, 'Expected an array of non-negative integers for tensor shape but received [ 2, -2 ] of type object'],
+  ['null', null, InvalidArgumentError, 'Expected a Tensor or { data, shape } for tensor but received null of type null'],
+];
+
+for (const [title, input, ErrorClass, message] of badInputs) {
+  test(`rejects ${title}`, async (t) => {
+    const error = await t.throwsAsync(model.forward(input as Tensor), { instanceOf: ErrorClass });
+    t.is(error?.message, message);
+  });
+}
+
+test('train mode uses batch statistics and updates running stats; eval mode does not', async (t) => {
+  const m = await resnet18({ numClasses: 4, seed: 1 });
+  const x = randomTensor([4, 3, 32, 32], 2);
+  const before = (await m.stateDict())['bn1.running_mean']!.data as Float32Array;
+  const evalOut = await m.forward(x);
+  t.deepEqual([...((await m.stateDict())['bn1.running_mean']!.data as Float32Array)], [...before]);
+  await m.train();
+  t.true(m.training);
+  const trainOut = await m.forward(x);
+  t.true(maxAbsDiff(evalOut.data, trainOut.data) > 1e-3, 'train-mode logits differ from eval-mode logits');
+  const sd = await m.stateDict();
+  t.true(maxAbsDiff(sd['bn1.running_mean']!.data as Float32Array, before) > 0);
+  t.is((sd['bn1.num_batches_tracked']!.data as BigInt64Array)[0], 1n);
+  await m.eval();
+  t.false(m.training);
+  m.dispose();
+});
+
+test('a CUDA-less build reports no CUDA through model.to()', async (t) => {
+  const m = await resnet18({ numClasses: 2, seed: 0 });
+  await t.throwsAsync(m.to('cuda:0'), { code: 'ERR_RESNET_DEVICE' });
+  await m.to('cpu');
+  t.is(m.device, 'cpu');
+  m.dispose();
+});

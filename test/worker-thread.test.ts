@@ -1,0 +1,36 @@
+// The addon keeps its state per environment, so it loads and runs in worker_threads too, while
+// the main thread uses it at the same time.
+import test from 'ava';
+import { Worker } from 'node:worker_threads';
+import { resnet18 } from '../lib/index.ts';
+import { randomTensor } from './helpers/inputs.ts';
+
+const script = new URL('./helpers/worker-entry.mjs', import.meta.url);
+
+function startWorker(input: Float32Array, keepAlive = false): Worker {
+  return new Worker(script, { workerData: { input: [...input], keepAlive }});
+}
+
+function result(worker: Worker): Promise<{ shape: number[]; data: number[] }> {
+  return new Promise((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`worker exited with ${code} before answering`)));
+  });
+}
+
+test('two workers and the main thread run models at once and agree', async (t) => {
+  const x = randomTensor([1, 3, 32, 32], 4);
+  const main = await resnet18({ numClasses: 10, seed: 21 });
+  const [a, b, ours] = await Promise.all([result(startWorker(x.data)), result(startWorker(x.data)), main.forward(x)]);
+  main.dispose();
+  t.deepEqual(a.shape, [1, 10]);
+  t.deepEqual(a.data, [...ours.data]);
+  t.deepEqual(b.data, [...ours.data]);
+});
+
+test('a worker that exits with a model still alive ends cleanly', async (t) => {
+  const worker = startWorker(new Float32Array(3 * 32 * 32), true);
+  const code = await new Promise((resolve) => worker.once('exit', resolve));
+  t.is(code, 0);
+});

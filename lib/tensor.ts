@@ -42,8 +42,8 @@ export const dtypes = Object.keys(arrayTypeOf) as DType[];
 
 type ArrayType = (typeof arrayTypeOf)[DType];
 
-/** The dtype a TypedArray implies when none is given (Uint16Array and Uint8Array are ambiguous:
- * they default to float16-less readings, uint8; pass 'float16', 'bfloat16' or 'bool' explicitly). */
+/** The dtype a TypedArray implies when none is given. Uint8Array means uint8 (pass 'bool' for
+ * booleans); Uint16Array has no default: pass 'float16' or 'bfloat16'. */
 function inferDType(data: TensorData): DType | undefined {
   if (data instanceof Float32Array) return 'float32';
   if (data instanceof Float64Array) return 'float64';

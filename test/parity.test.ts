@@ -58,3 +58,15 @@ for (const name of cases) {
     }
   });
 }
+
+test.serial('the parity check can fail: a 1% change of one weight is caught', async (t) => {
+  const fixture = await readFixture('resnet18');
+  const model = await createModel('resnet18', { seed: 0 });
+  const state = withPrefix(fixture, 'state/');
+  const conv = state['layer4.1.conv2.weight']!;
+  const changed = Float32Array.from(conv.data as Float32Array, (x) => x * 1.01);
+  await model.loadStateDict({ ...state, 'layer4.1.conv2.weight': { data: changed, shape: conv.shape } });
+  const diff = compare(await model.forward(fixture.tensors.get('input')!), fixture.tensors.get('eval/output')!);
+  model.dispose();
+  t.true(diff.maxRel > TOLERANCE, `max rel diff ${diff.maxRel}`);
+});

@@ -3,6 +3,10 @@
 import test from 'ava';
 import { resnet18, Tensor, WeightsError, type ResNet, type StateDict } from '../lib/index.ts';
 import { randomTensor } from './helpers/inputs.ts';
+import { pytorchMessages } from './helpers/fixtures.ts';
+
+// PyTorch's own texts for the same mistakes (written by test/fixtures/generate.py).
+const torchSays = pytorchMessages();
 
 let model: ResNet;
 let original: StateDict;
@@ -58,6 +62,7 @@ test.serial('strict load names missing and unexpected keys in PyTorch words', as
       '\tMissing key(s) in state_dict: "fc.weight", "fc.bias". \n' +
       '\tUnexpected key(s) in state_dict: "head.weight". ',
   );
+  t.is(error?.message, torchSays.missing_and_unexpected);
   t.is(error?.code, 'ERR_RESNET_WEIGHTS');
 });
 
@@ -82,6 +87,7 @@ test.serial('a size mismatch fails even when not strict, and nothing is loaded',
     'Error(s) in loading state_dict for ResNet:\n' +
       '\tsize mismatch for fc.weight: copying a param with shape torch.Size([1000, 512]) from checkpoint, the shape in current model is torch.Size([10, 512]).',
   );
+  t.is(error?.message, torchSays.size_mismatch);
   const after = await target.stateDict();
   t.deepEqual([...(after['conv1.weight']!.data as Float32Array)], [...(before['conv1.weight']!.data as Float32Array)]);
   target.dispose();

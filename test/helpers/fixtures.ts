@@ -27,6 +27,12 @@ export function ensureFixtures(): string[] {
   return cases;
 }
 
+/** PyTorch's load_state_dict error texts (messages.json), generated with the fixtures. */
+export function pytorchMessages(): { missing_and_unexpected: string; size_mismatch: string } {
+  ensureFixtures();
+  return JSON.parse(readFileSync(join(cacheDir, 'messages.json'), 'utf8'));
+}
+
 const dtypeOf: Record<string, DType> = { F32: 'float32', I64: 'int64', F64: 'float64', I32: 'int32' };
 
 export interface Fixture {

@@ -7,6 +7,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NativeBinding } from '../types/native.js';
 
+// LibTorch's BLAS here is OpenBLAS, whose own thread pool (a) competes with LibTorch's OpenMP
+// threads for the same cores and (b) deadlocks in its fork() handler when several threads of the
+// process spawn child processes at once (seen with worker_threads starting tools). LibTorch runs
+// convolutions through oneDNN and parallelises with OpenMP, so OpenBLAS's pool buys nothing:
+// keep it to the calling thread, unless the user chose otherwise. Read once, when OpenBLAS loads.
+process.env.OPENBLAS_NUM_THREADS ??= '1';
+
 const require = createRequire(import.meta.url);
 const bindings = require('bindings') as (options: { bindings: string; module_root: string }) => unknown;
 

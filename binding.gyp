@@ -17,6 +17,7 @@
         "native/core/model.cpp",
         "native/core/host_tensor.cpp",
         "native/core/runtime.cpp",
+        "native/core/trainer.cpp",
         "native/binding/addon.cc",
         "native/binding/model_wrap.cc",
         "native/binding/executor.cc",

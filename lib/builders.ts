@@ -1,25 +1,73 @@
 // torchvision's model builders, same names, same options (camelCase), all async.
-import { architectures, type ArchitectureName } from './architectures.js';
+import { architectures, type ArchitectureName, type ArchitectureSpec } from './architectures.js';
 import { ResNet } from './model.js';
-import { builderOptionNames, resolveConfig, specOptionNames, type ModelOptions, type ResNetSpecOptions } from './options.js';
+import {
+  builderOptionNames,
+  cifarOptionNames,
+  resolveConfig,
+  specOptionNames,
+  type CifarModelOptions,
+  type ModelOptions,
+  type ResNetSpecOptions,
+} from './options.js';
+import { InvalidArgumentError } from './errors.js';
 import * as v from './validate.js';
+import { weightsEntry } from './weights/registry.js';
 
-async function build(arch: ArchitectureName, options: ModelOptions = {}): Promise<ResNet> {
+/** torchvision's _ovewrite_named_param: pretrained weights fix some options. */
+function fixedByWeights(name: string, given: unknown, expected: unknown): void {
+  if (given !== undefined && given !== expected) {
+    throw new InvalidArgumentError(`The parameter '${name}' expected value ${String(expected)} but got ${String(given)} instead.`);
+  }
+}
+
+/** Loads `weights` (a path or URL) into a fresh model; the model is disposed if that fails. */
+async function withWeights(model: ResNet, weights: string, progress: ModelOptions['progress']): Promise<ResNet> {
+  try {
+    await model.load(weights, progress === undefined ? {} : { progress });
+    return model;
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+}
+
+// 'IMAGENET1K_V2', 'DEFAULT': an enum-like name means the registry; anything else is a path or URL.
+const isRegistryName = (weights: string) => /^[A-Z][A-Z0-9_]*$/.test(weights);
+
+async function build(arch: Exclude<ArchitectureName, CifarName>, options: ModelOptions = {}): Promise<ResNet> {
   v.knownKeys(arch, v.plainObject('options', options), builderOptionNames);
-  return ResNet.create(resolveConfig(arch, architectures[arch], options));
+  const { weights } = options;
+  if (typeof weights === 'string' && isRegistryName(weights)) {
+    const entry = weightsEntry(arch, weights);
+    fixedByWeights('num_classes', options.numClasses, entry.numClasses);
+    fixedByWeights('in_channels', options.inChannels, 3);
+    const config = resolveConfig(arch, architectures[arch], { ...options, numClasses: entry.numClasses, weights: entry.name });
+    return withWeights(await ResNet.create(config, entry), entry.url, options.progress ?? true);
+  }
+  const model = await ResNet.create(resolveConfig(arch, architectures[arch], options));
+  return typeof weights === 'string' ? withWeights(model, weights, options.progress) : model;
 }
 
 /** A ResNet from a whole spec: any block type, stage depths, groups and width. */
 export async function createResNet(options: ResNetSpecOptions): Promise<ResNet> {
   const o = v.plainObject('options', options);
   v.knownKeys('createResNet', o, specOptionNames);
-  const spec = {
+  const spec: ArchitectureSpec = {
     block: options.block,
     layers: options.layers,
     groups: options.groups ?? 1,
     widthPerGroup: options.widthPerGroup ?? 64,
+    stem: options.stem ?? 'imagenet',
+    widths: options.widths ?? (options.stem === 'cifar' ? [16, 32, 64] : [64, 128, 256, 512]),
+    shortcut: options.shortcut ?? 'B',
+    numClasses: 1000,
   };
-  return ResNet.create(resolveConfig('resnet', spec, options));
+  if (typeof options.weights === 'string' && isRegistryName(options.weights)) {
+    throw v.invalid('a path, a URL or null (named weights belong to the builders, e.g. resnet50())', 'weights', options.weights);
+  }
+  const model = await ResNet.create(resolveConfig('resnet', spec, options));
+  return typeof options.weights === 'string' ? withWeights(model, options.weights, options.progress) : model;
 }
 
 export const resnet18 = (options?: ModelOptions) => build('resnet18', options);
@@ -33,8 +81,34 @@ export const resnext101_64x4d = (options?: ModelOptions) => build('resnext101_64
 export const wide_resnet50_2 = (options?: ModelOptions) => build('wide_resnet50_2', options);
 export const wide_resnet101_2 = (options?: ModelOptions) => build('wide_resnet101_2', options);
 
-/** Any of the ten builders by name, e.g. from a CLI flag or a config file. */
-export async function createModel(arch: ArchitectureName, options?: ModelOptions): Promise<ResNet> {
+type CifarName = 'resnet20' | 'resnet32' | 'resnet44' | 'resnet56' | 'resnet110' | 'resnet1202';
+
+/** The paper's CIFAR nets: option-A shortcuts by default, 'B' for projections, plain for none. */
+async function buildCifar(arch: CifarName, options: CifarModelOptions = {}): Promise<ResNet> {
+  v.knownKeys(arch, v.plainObject('options', options), cifarOptionNames);
+  const { shortcut, plain, ...rest } = options;
+  if (typeof rest.weights === 'string' && isRegistryName(rest.weights)) {
+    throw v.invalid('a path, a URL or null (there are no published weights for the CIFAR nets)', 'weights', rest.weights);
+  }
+  const kind = shortcut === undefined ? 'A' : v.oneOf('shortcut', shortcut, ['A', 'B'] as const);
+  const isPlain = v.boolean('plain', plain ?? false);
+  const spec = { ...architectures[arch], shortcut: isPlain ? ('none' as const) : kind };
+  const name = isPlain ? `plain${arch.slice('resnet'.length)}` : arch;
+  const model = await ResNet.create(resolveConfig(name, spec, rest));
+  return typeof rest.weights === 'string' ? withWeights(model, rest.weights, rest.progress) : model;
+}
+
+export const resnet20 = (options?: CifarModelOptions) => buildCifar('resnet20', options);
+export const resnet32 = (options?: CifarModelOptions) => buildCifar('resnet32', options);
+export const resnet44 = (options?: CifarModelOptions) => buildCifar('resnet44', options);
+export const resnet56 = (options?: CifarModelOptions) => buildCifar('resnet56', options);
+export const resnet110 = (options?: CifarModelOptions) => buildCifar('resnet110', options);
+export const resnet1202 = (options?: CifarModelOptions) => buildCifar('resnet1202', options);
+
+/** Any builder by name, e.g. from a CLI flag or a config file. */
+export async function createModel(arch: ArchitectureName, options?: ModelOptions | CifarModelOptions): Promise<ResNet> {
   v.oneOf('arch', arch, Object.keys(architectures) as ArchitectureName[]);
-  return build(arch, options);
+  return architectures[arch].stem === 'cifar'
+    ? buildCifar(arch as CifarName, options)
+    : build(arch as Exclude<ArchitectureName, CifarName>, options);
 }

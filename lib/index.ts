@@ -11,10 +11,26 @@ export {
   resnext101_64x4d,
   wide_resnet50_2,
   wide_resnet101_2,
+  resnet20,
+  resnet32,
+  resnet44,
+  resnet56,
+  resnet110,
+  resnet1202,
 } from './builders.js';
-export { architectures, architectureNames, type ArchitectureName, type ArchitectureSpec, type BlockType } from './architectures.js';
+export {
+  architectures,
+  architectureNames,
+  cifarArchitectureNames,
+  imagenetArchitectureNames,
+  type ArchitectureName,
+  type ArchitectureSpec,
+  type BlockType,
+  type ShortcutType,
+  type StemType,
+} from './architectures.js';
 export { ResNet, type LoadStateDictOptions, type LoadStateDictResult, type StateDict } from './model.js';
-export type { ModelOptions, ResNetConfig, ResNetSpecOptions } from './options.js';
+export type { CifarModelOptions, ModelOptions, ResNetConfig, ResNetSpecOptions } from './options.js';
 export { Tensor, dtypes, type DType, type TensorData, type TensorLike } from './tensor.js';
 export { cudaAvailable, cudaDeviceCount, getNumThreads, libtorchVersion, setNumThreads } from './runtime.js';
 export {
@@ -29,3 +45,13 @@ export {
   UnsafeWeightsError,
   WeightsError,
 } from './errors.js';
+export { loadWeights, saveWeights, type LoadWeightsOptions, type SaveWeightsOptions, type WeightsFormat } from './weights/files.js';
+export { downloadWeights, torchHubCheckpointsDir, type DownloadOptions, type DownloadProgress } from './weights/download.js';
+export { imagenetCategories, weightsEntry, weightsNames, type WeightsEntry, type WeightsTransforms } from './weights/registry.js';
+export { readSafetensors, writeSafetensors, parseSafetensors } from './weights/safetensors.js';
+export type { LoadOptions } from './model.js';
+export * from './data/index.js';
+export { lrAt, resolveSchedule, scheduleTypes, type ResolvedSchedule, type ScheduleOptions, type ScheduleType } from './train/schedule.js';
+export { Trainer, type OptimizerOptions, type StepResult, type TrainerOptions, type TrainerState } from './train/trainer.js';
+export { evaluate, fit, loadCheckpoint, saveCheckpoint, type BatchSource, type EpochReport, type EvaluateResult, type FitOptions, type FitProgress, type FitReport } from './train/fit.js';
+export { readPth, writePth } from './weights/pth.js';

@@ -5,10 +5,21 @@ import type { ResNetConfig } from './options.js';
 import { formatShape, numelOf, Tensor, type DType, type TensorLike } from './tensor.js';
 import { InvalidArgumentError, ShapeError } from './errors.js';
 import * as v from './validate.js';
+import { downloadWeights } from './weights/download.js';
+import { loadWeights, saveWeights, type LoadWeightsOptions, type SaveWeightsOptions } from './weights/files.js';
+import { progressReporter, type ProgressOption } from './weights/progress.js';
+import type { WeightsEntry } from './weights/registry.js';
+import { trainingPort, type TrainingPort } from './train/port.js';
+import { Trainer, type TrainerOptions } from './train/trainer.js';
 
 export interface LoadStateDictOptions {
   /** Require the keys to match exactly (PyTorch's default). Size mismatches always fail. */
   strict?: boolean;
+  /**
+   * Name prefixes left out on both sides ('fc' covers 'fc.weight' and 'fc.bias'): not loaded, not
+   * missing, not unexpected. For fine-tuning from a checkpoint with another head.
+   */
+  exclude?: string[];
 }
 
 export interface LoadStateDictResult {
@@ -18,6 +29,18 @@ export interface LoadStateDictResult {
 
 export type StateDict = Record<string, Tensor>;
 
+export interface LoadOptions extends LoadStateDictOptions, LoadWeightsOptions {
+  /** For a URL: progress callback, or true for a bar on stderr (when it is a terminal). */
+  progress?: ProgressOption;
+  /** For a URL: download folder. Default: torch.hub's ($TORCH_HOME/hub/checkpoints). */
+  cacheDir?: string;
+  /** For a URL: fail when no bytes arrive for this long. */
+  timeoutMs?: number;
+}
+
+const loadOptionNames = ['strict', 'exclude', 'key', 'stripPrefix', 'progress', 'cacheDir', 'timeoutMs'];
+const isUrl = (s: string) => /^https?:\/\//i.test(s);
+
 function toTensor(out: NativeTensorOut): Tensor {
   return Tensor.fromBuffer(out.buffer, out.shape, out.dtype as DType);
 }
@@ -25,24 +48,30 @@ function toTensor(out: NativeTensorOut): Tensor {
 export class ResNet implements Disposable {
   readonly arch: string;
   readonly config: Readonly<ResNetConfig>;
+  /** The pretrained weights the model was built with (categories, preprocessing), or null. */
+  readonly weights: WeightsEntry | null;
   readonly #native: NativeModel;
   #training = false;
 
   /** @internal Use the builders (resnet50(), createResNet(), ...). */
-  constructor(nativeModel: NativeModel, config: ResNetConfig) {
+  constructor(nativeModel: NativeModel, config: ResNetConfig, weights: WeightsEntry | null = null) {
     this.#native = nativeModel;
     this.arch = config.arch;
     this.config = Object.freeze({ ...config });
+    this.weights = weights;
   }
 
   /** @internal Builds the network off the main thread. */
-  static async create(config: ResNetConfig): Promise<ResNet> {
+  static async create(config: ResNetConfig, weights: WeightsEntry | null = null): Promise<ResNet> {
     const trace = new Error();
     const nativeModel = await settle(
       () =>
         native.createModel(
           {
             block: config.block,
+            stem: config.stem,
+            shortcut: config.shortcut,
+            widths: [...config.widths],
             layers: [...config.layers],
             numClasses: config.numClasses,
             zeroInitResidual: config.zeroInitResidual,
@@ -56,7 +85,7 @@ export class ResNet implements Disposable {
         ),
       trace,
     );
-    return new ResNet(nativeModel, config);
+    return new ResNet(nativeModel, config, weights);
   }
 
   /** Where the weights live: 'cpu' or 'cuda:N'. */
@@ -119,13 +148,84 @@ export class ResNet implements Disposable {
   async loadStateDict(stateDict: Record<string, Tensor | TensorLike>, options: LoadStateDictOptions = {}): Promise<LoadStateDictResult> {
     const trace = new Error();
     v.plainObject('stateDict', stateDict);
-    v.knownKeys('loadStateDict', v.plainObject('options', options) as Record<string, unknown>, ['strict']);
+    v.knownKeys('loadStateDict', v.plainObject('options', options) as Record<string, unknown>, ['strict', 'exclude']);
     const strict = v.boolean('strict', options.strict ?? true);
+    const exclude = options.exclude ?? [];
+    if (!Array.isArray(exclude) || !exclude.every((p) => typeof p === 'string' && p !== '')) {
+      throw v.invalid('an array of key prefixes', 'exclude', options.exclude);
+    }
     const entries = Object.entries(stateDict).map(([name, value]) => {
       const t = Tensor.from(value);
       return { name, dtype: t.dtype, shape: [...t.shape], data: t.data };
     });
-    return this.#call(() => this.#native.loadStateDict(entries, strict), trace, (r) => r);
+    return this.#call(() => this.#native.loadStateDict(entries, strict, exclude), trace, (r) => r);
+  }
+
+  /**
+   * Loads a weights file (.pth written by torch.save, or .safetensors) or a URL (downloaded once
+   * into torch.hub's cache, SHA-256 prefix checked) into the model, strict by default.
+   */
+  async load(source: string, options: LoadOptions = {}): Promise<LoadStateDictResult> {
+    if (typeof source !== 'string' || source === '') throw v.invalid('a file path or URL', 'source', source);
+    v.knownKeys('load', v.plainObject('options', options), loadOptionNames);
+    const { strict, exclude, key, stripPrefix, progress, cacheDir, timeoutMs } = options;
+    let path = source;
+    if (isUrl(source)) {
+      const reporter = progressReporter(progress, `Downloading ${source.split('/').pop()}`);
+      try {
+        path = await downloadWeights(source, {
+          ...(cacheDir !== undefined && { cacheDir }),
+          ...(timeoutMs !== undefined && { timeoutMs }),
+          ...(reporter.onProgress && { progress: reporter.onProgress }),
+        });
+      } finally {
+        reporter.done();
+      }
+    }
+    const tensors = await loadWeights(path, { ...(key !== undefined && { key }), ...(stripPrefix !== undefined && { stripPrefix }) });
+    return this.loadStateDict(tensors, { ...(strict !== undefined && { strict }), ...(exclude !== undefined && { exclude }) });
+  }
+
+  /** Saves the weights: .safetensors, or a .pth that torch.load(weights_only=True) accepts. */
+  async save(path: string, options: SaveWeightsOptions = {}): Promise<void> {
+    const state = await this.stateDict();
+    const format = options.format;
+    const metadata = options.metadata ?? (path.toLowerCase().endsWith('.safetensors') || format === 'safetensors' ? { format: 'pt', arch: this.arch } : undefined);
+    await saveWeights(path, state, { ...(format !== undefined && { format }), ...(metadata !== undefined && { metadata }) });
+  }
+
+  /**
+   * A trainer: optimizer, loss, schedule. Creating one replaces the optimizer state of any earlier
+   * trainer of this model. See lib/train/trainer.ts.
+   */
+  trainer(options: TrainerOptions): Trainer {
+    return new Trainer(this[trainingPort](), options);
+  }
+
+  /** @internal The native calls training needs (see lib/train/port.ts). */
+  [trainingPort](): TrainingPort {
+    const entries = (sd: Record<string, Tensor>) =>
+      Object.entries(sd).map(([name, t]) => ({ name, dtype: t.dtype, shape: [...t.shape], data: t.data }));
+    const plain = (t: Tensor) => ({ dtype: t.dtype, shape: [...t.shape], data: t.data });
+    return {
+      numClasses: this.config.numClasses,
+      stages: this.config.widths.map((_, i) => `layer${i + 1}`),
+      parameterNames: async () => Object.keys(await this.stateDict()),
+      configure: (options) => this.#call(() => this.#native.configureTraining(options), new Error(), () => undefined),
+      step: (images, labels, lr) => {
+        const trace = new Error();
+        const x = this.#checkInput(images);
+        return this.#call(() => this.#native.trainStep(x, plain(labels), lr), trace, (r) => r);
+      },
+      evaluate: (images, labels) => {
+        const trace = new Error();
+        const x = this.#checkInput(images);
+        return this.#call(() => this.#native.evaluate(x, plain(labels)), trace, (r) => r);
+      },
+      optimizerState: () =>
+        this.#call(() => this.#native.optimizerState(), new Error(), (list) => Object.fromEntries(list.map((e) => [e.name, toTensor(e)]))),
+      loadOptimizerState: (state) => this.#call(() => this.#native.loadOptimizerState(entries(state)), new Error(), () => undefined),
+    };
   }
 
   /** Moves the weights to another device. */

@@ -31,4 +31,13 @@ const packageRoot = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
 
 export const native = bindings({ bindings: 'libtorch_resnet', module_root: packageRoot }) as NativeBinding;
 
-export type { NativeBinding, NativeModel, NativeSpec, NativeTensorIn, NativeTensorOut } from '../types/native.js';
+export type {
+  NativeBinding,
+  NativeEvalResult,
+  NativeModel,
+  NativeSpec,
+  NativeStepResult,
+  NativeTensorIn,
+  NativeTensorOut,
+  NativeTrainOptions,
+} from '../types/native.js';

@@ -1,17 +1,24 @@
 // Resolves and validates the options of the builders and of createResNet() into one config,
 // raising torchvision's own errors for combinations torchvision refuses.
 import { randomInt } from 'node:crypto';
-import { type ArchitectureSpec, type BlockType } from './architectures.js';
+import { type ArchitectureSpec, type BlockType, type ShortcutType, type StemType } from './architectures.js';
 import { InvalidArgumentError } from './errors.js';
 import * as v from './validate.js';
+import type { ProgressOption } from './weights/progress.js';
 
 /** Options every builder takes (torchvision's names in camelCase). */
 export interface ModelOptions {
-  /** Pretrained weights. Only `null` (random initialisation) is available in this version. */
-  weights?: null;
+  /**
+   * Pretrained weights: 'IMAGENET1K_V1', 'IMAGENET1K_V2', 'DEFAULT' (torchvision's, downloaded once
+   * into torch.hub's cache), a .pth / .safetensors path, a URL, or null for random initialisation.
+   */
+  weights?: string | null;
+  /** Download progress: true for a bar on stderr (when it is a terminal), or a callback. */
+  progress?: ProgressOption;
   numClasses?: number;
   zeroInitResidual?: boolean;
-  replaceStrideWithDilation?: [boolean, boolean, boolean];
+  /** One flag per stage after the first (3 for ImageNet nets, 2 for the CIFAR ones). */
+  replaceStrideWithDilation?: boolean[];
   /** Channels of the input images, e.g. 1 for grayscale data. */
   inChannels?: number;
   device?: string;
@@ -19,32 +26,51 @@ export interface ModelOptions {
   seed?: number;
 }
 
+/** Extra options of the paper's CIFAR nets (resnet20 ... resnet1202). */
+export interface CifarModelOptions extends ModelOptions {
+  /** 'A' (the paper's CIFAR choice, default): zero-padded identity; 'B': 1x1 projections. */
+  shortcut?: 'A' | 'B';
+  /** The same net without any shortcut (the paper's "plain" baseline). */
+  plain?: boolean;
+}
+
 /** What createResNet() takes: a whole spec plus the builder options. */
 export interface ResNetSpecOptions extends ModelOptions {
   block: BlockType;
-  layers: [number, number, number, number];
+  layers: number[];
   groups?: number;
   widthPerGroup?: number;
+  /** Default 'imagenet'. */
+  stem?: StemType;
+  /** Default [64, 128, 256, 512] (one entry per stage). */
+  widths?: number[];
+  /** Default 'B'. */
+  shortcut?: ShortcutType;
 }
 
 /** The fully resolved configuration of a model (`model.config`). */
 export interface ResNetConfig {
   arch: string;
   block: BlockType;
-  layers: [number, number, number, number];
+  stem: StemType;
+  widths: number[];
+  shortcut: ShortcutType;
+  layers: number[];
   groups: number;
   widthPerGroup: number;
   numClasses: number;
   zeroInitResidual: boolean;
-  replaceStrideWithDilation: [boolean, boolean, boolean];
+  replaceStrideWithDilation: boolean[];
   inChannels: number;
   device: string;
   seed: number;
-  weights: null;
+  /** The weights the model was built from: a resolved registry name, a path or URL, or null. */
+  weights: string | null;
 }
 
 export const builderOptionNames = [
   'weights',
+  'progress',
   'numClasses',
   'zeroInitResidual',
   'replaceStrideWithDilation',
@@ -53,19 +79,23 @@ export const builderOptionNames = [
   'seed',
 ] as const;
 
-export const specOptionNames = [...builderOptionNames, 'block', 'layers', 'groups', 'widthPerGroup'] as const;
+export const cifarOptionNames = [...builderOptionNames, 'shortcut', 'plain'] as const;
 
-function dilationFlags(value: unknown): [boolean, boolean, boolean] {
+export const specOptionNames = [...builderOptionNames, 'block', 'layers', 'groups', 'widthPerGroup', 'stem', 'widths', 'shortcut'] as const;
+
+function dilationFlags(value: unknown, stages: number): boolean[] {
+  const count = stages - 1;
   if (!Array.isArray(value) || !value.every((flag) => typeof flag === 'boolean')) {
-    throw v.invalid('an array of 3 booleans', 'replaceStrideWithDilation', value);
+    throw v.invalid(`an array of ${count} booleans`, 'replaceStrideWithDilation', value);
   }
-  if (value.length !== 3) {
+  if (value.length !== count) {
     const shown = value.map((flag) => (flag ? 'True' : 'False')).join(', ');
+    // torchvision's words for its four-stage nets; the same shape of message otherwise.
     throw new InvalidArgumentError(
-      `replace_stride_with_dilation should be None or a 3-element tuple, got [${shown}]`,
+      `replace_stride_with_dilation should be None or a ${count}-element tuple, got [${shown}]`,
     );
   }
-  return [value[0] as boolean, value[1] as boolean, value[2] as boolean];
+  return value as boolean[];
 }
 
 /** The dilation each block of the network gets, walked exactly as torchvision's _make_layer. */
@@ -91,9 +121,12 @@ function checkBlockCombination(config: ResNetConfig): void {
   }
 }
 
-function layersOf(value: unknown): [number, number, number, number] {
-  if (!Array.isArray(value) || value.length !== 4) throw v.invalid('an array of 4 positive integers', 'layers', value);
-  return value.map((n, i) => v.positiveInteger(`layers[${i}]`, n)) as [number, number, number, number];
+function positiveIntegers(name: string, value: unknown, count?: number): number[] {
+  const expected = `an array of ${count ?? 'one or more'} positive integers`;
+  if (!Array.isArray(value) || value.length === 0 || (count !== undefined && value.length !== count)) {
+    throw v.invalid(expected, name, value);
+  }
+  return value.map((n, i) => v.positiveInteger(`${name}[${i}]`, n));
 }
 
 export function resolveConfig(
@@ -101,22 +134,31 @@ export function resolveConfig(
   spec: ArchitectureSpec,
   options: ModelOptions,
 ): ResNetConfig {
-  if (options.weights !== undefined && options.weights !== null) {
-    throw v.invalid('null (pretrained weights are not available in this version)', 'weights', options.weights);
+  const weights = options.weights ?? null;
+  if (weights !== null && (typeof weights !== 'string' || weights === '')) {
+    throw v.invalid("a weights name ('DEFAULT', 'IMAGENET1K_V1', ...), a path, a URL or null", 'weights', weights);
   }
+  const { progress } = options;
+  if (progress !== undefined && typeof progress !== 'boolean' && typeof progress !== 'function') {
+    throw v.invalid('a boolean or a function', 'progress', progress);
+  }
+  const widths = positiveIntegers('widths', spec.widths);
   const config: ResNetConfig = {
     arch,
     block: v.oneOf('block', spec.block, ['basic', 'bottleneck'] as const),
-    layers: layersOf(spec.layers),
+    stem: v.oneOf('stem', spec.stem, ['imagenet', 'cifar'] as const),
+    widths,
+    shortcut: v.oneOf('shortcut', spec.shortcut, ['A', 'B', 'none'] as const),
+    layers: positiveIntegers('layers', spec.layers, widths.length),
     groups: v.positiveInteger('groups', spec.groups),
     widthPerGroup: v.positiveInteger('widthPerGroup', spec.widthPerGroup),
-    numClasses: v.positiveInteger('numClasses', options.numClasses ?? 1000),
+    numClasses: v.positiveInteger('numClasses', options.numClasses ?? spec.numClasses),
     zeroInitResidual: v.boolean('zeroInitResidual', options.zeroInitResidual ?? false),
-    replaceStrideWithDilation: dilationFlags(options.replaceStrideWithDilation ?? [false, false, false]),
+    replaceStrideWithDilation: dilationFlags(options.replaceStrideWithDilation ?? widths.slice(1).map(() => false), widths.length),
     inChannels: v.positiveInteger('inChannels', options.inChannels ?? 3),
     device: v.device('device', options.device ?? 'cpu'),
     seed: v.nonNegativeInteger('seed', options.seed ?? randomInt(2 ** 47)),
-    weights: null,
+    weights,
   };
   checkBlockCombination(config);
   return config;

@@ -83,6 +83,9 @@ test('binding.gyp builds a working addon with node-gyp', async (t) => {
   const model = await addon.createModel(
     {
       block: 'basic',
+      stem: 'imagenet',
+      shortcut: 'B',
+      widths: [64, 128, 256, 512],
       layers: [1, 1, 1, 1],
       numClasses: 10,
       zeroInitResidual: false,

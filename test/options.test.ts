@@ -18,10 +18,13 @@ const cases: Array<[string, Record<string, unknown>, string]> = [
   ['zeroInitResidual 1', { zeroInitResidual: 1 }, 'Expected boolean for zeroInitResidual but received 1 of type number'],
   ['seed -3', { seed: -3 }, 'Expected non-negative integer for seed but received -3 of type number'],
   ['device gpu', { device: 'gpu' }, "Expected 'cpu', 'cuda' or 'cuda:N' for device but received 'gpu' of type string"],
-  ['weights string', { weights: 'IMAGENET1K_V2' }, "Expected null (pretrained weights are not available in this version) for weights but received 'IMAGENET1K_V2' of type string"],
+  ['weights number', { weights: 5 }, "Expected a weights name ('DEFAULT', 'IMAGENET1K_V1', ...), a path, a URL or null for weights but received 5 of type number"],
+  ['weights unknown name', { weights: 'IMAGENET1K_V9' }, "Expected one of 'IMAGENET1K_V1', 'IMAGENET1K_V2', 'DEFAULT' for weights of resnet50 but received 'IMAGENET1K_V9' of type string"],
+  ['weights with numClasses', { weights: 'DEFAULT', numClasses: 10 }, "The parameter 'num_classes' expected value 1000 but got 10 instead."],
+  ['progress string', { progress: 'yes' }, "Expected a boolean or a function for progress but received 'yes' of type string"],
   ['dilation not booleans', { replaceStrideWithDilation: [0, 1, 0] }, 'Expected an array of 3 booleans for replaceStrideWithDilation but received [ 0, 1, 0 ] of type object'],
   ['dilation length 2', { replaceStrideWithDilation: [false, true] }, 'replace_stride_with_dilation should be None or a 3-element tuple, got [False, True]'],
-  ['unknown option', { numClass: 10 }, "Unknown option 'numClass' for resnet50; expected one of: weights, numClasses, zeroInitResidual, replaceStrideWithDilation, inChannels, device, seed"],
+  ['unknown option', { numClass: 10 }, "Unknown option 'numClass' for resnet50; expected one of: weights, progress, numClasses, zeroInitResidual, replaceStrideWithDilation, inChannels, device, seed"],
 ];
 
 for (const [title, options, message] of cases) {
@@ -92,6 +95,9 @@ test('config holds the resolved options', async (t) => {
   t.deepEqual(model.config, {
     arch: 'resnet18',
     block: 'basic',
+    stem: 'imagenet',
+    widths: [64, 128, 256, 512],
+    shortcut: 'B',
     layers: [2, 2, 2, 2],
     groups: 1,
     widthPerGroup: 64,

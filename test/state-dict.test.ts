@@ -126,6 +126,6 @@ test.serial('bad arguments are InvalidArgumentErrors', async (t) => {
     message: "Expected boolean for strict but received 'yes' of type string",
   });
   await t.throwsAsync(model.loadStateDict(original, { stric: true } as never), {
-    message: "Unknown option 'stric' for loadStateDict; expected one of: strict",
+    message: "Unknown option 'stric' for loadStateDict; expected one of: strict, exclude",
   });
 });

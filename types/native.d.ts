@@ -17,6 +17,12 @@ export interface NativeTensorOut {
 
 export interface NativeSpec {
   block: 'basic' | 'bottleneck';
+  /** 'imagenet': 7x7/2 conv + max pool; 'cifar': one 3x3 conv (the paper's section 4.2). */
+  stem: 'imagenet' | 'cifar';
+  /** 'B': 1x1 projection when the shape changes (torchvision); 'A': zero-padded identity; 'none': plain net. */
+  shortcut: 'A' | 'B' | 'none';
+  /** Planes of each stage: [64, 128, 256, 512] for ImageNet nets, [16, 32, 64] for the CIFAR ones. */
+  widths: number[];
   layers: number[];
   numClasses: number;
   zeroInitResidual: boolean;
@@ -24,6 +30,41 @@ export interface NativeSpec {
   widthPerGroup: number;
   replaceStrideWithDilation: boolean[];
   inChannels: number;
+}
+
+export interface NativeTrainOptions {
+  optimizer: {
+    type: 'sgd' | 'adamw';
+    momentum?: number;
+    dampening?: number;
+    nesterov?: boolean;
+    weightDecay?: number;
+    beta1?: number;
+    beta2?: number;
+    eps?: number;
+    excludeNormAndBiasFromWeightDecay?: boolean;
+  };
+  labelSmoothing?: number;
+  classWeights?: number[];
+  clipGradNorm?: number;
+  /** Parameter name prefixes that are frozen ('layer1' freezes 'layer1.0.conv1.weight', ...). */
+  freeze?: string[];
+  freezeBatchNorm?: boolean;
+}
+
+export interface NativeStepResult {
+  loss: number;
+  correct: number;
+  count: number;
+  gradNorm: number;
+  lr: number;
+}
+
+export interface NativeEvalResult {
+  lossSum: number;
+  top1: number;
+  top5: number;
+  count: number;
 }
 
 /** One model and its executor thread. Every method that touches LibTorch returns a Promise. */
@@ -34,8 +75,14 @@ export interface NativeModel {
   loadStateDict(
     entries: Array<NativeTensorIn & { name: string }>,
     strict: boolean,
+    exclude?: string[],
   ): Promise<{ missingKeys: string[]; unexpectedKeys: string[] }>;
   to(device: string): Promise<string>;
+  configureTraining(options: NativeTrainOptions): Promise<void>;
+  trainStep(images: NativeTensorIn, labels: NativeTensorIn, lr: number): Promise<NativeStepResult>;
+  optimizerState(): Promise<Array<NativeTensorOut & { name: string }>>;
+  loadOptimizerState(entries: Array<NativeTensorIn & { name: string }>): Promise<void>;
+  evaluate(images: NativeTensorIn, labels: NativeTensorIn): Promise<NativeEvalResult>;
   dispose(): void;
   numParameters(): number;
   readonly device: string;

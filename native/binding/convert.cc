@@ -120,6 +120,22 @@ ResNetSpec SpecFromJs(Napi::Env env, Napi::Value value) {
     ThrowInvalid(env, "Expected 'basic' or 'bottleneck' for block but received '" + block + "'");
   }
   spec.layers = ShapeFromJs(env, o.Get("layers"), "layers");
+  spec.widths = ShapeFromJs(env, o.Get("widths"), "widths");
+  const std::string stem = o.Get("stem").ToString().Utf8Value();
+  if (stem != "imagenet" && stem != "cifar") {
+    ThrowInvalid(env, "Expected 'imagenet' or 'cifar' for stem but received '" + stem + "'");
+  }
+  spec.stem = stem == "cifar" ? Stem::Cifar : Stem::ImageNet;
+  const std::string shortcut = o.Get("shortcut").ToString().Utf8Value();
+  if (shortcut == "B") {
+    spec.shortcut = Shortcut::Projection;
+  } else if (shortcut == "A") {
+    spec.shortcut = Shortcut::ZeroPad;
+  } else if (shortcut == "none") {
+    spec.shortcut = Shortcut::None;
+  } else {
+    ThrowInvalid(env, "Expected 'A', 'B' or 'none' for shortcut but received '" + shortcut + "'");
+  }
   spec.num_classes = ToInt(env, o.Get("numClasses"), "numClasses");
   spec.zero_init_residual = o.Get("zeroInitResidual").ToBoolean().Value();
   spec.groups = ToInt(env, o.Get("groups"), "groups");
@@ -133,6 +149,56 @@ ResNetSpec SpecFromJs(Napi::Env env, Napi::Value value) {
     spec.replace_stride_with_dilation.push_back(flags.Get(i).ToBoolean().Value());
   }
   return spec;
+}
+
+namespace {
+
+double NumberOr(Napi::Object o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+}
+
+}  // namespace
+
+TrainOptions TrainOptionsFromJs(Napi::Env env, Napi::Value value) {
+  if (!value.IsObject()) ThrowInvalid(env, "Expected training options");
+  Napi::Object o = value.As<Napi::Object>();
+  TrainOptions options;
+  Napi::Value opt_value = o.Get("optimizer");
+  if (!opt_value.IsObject()) ThrowInvalid(env, "Expected an optimizer object");
+  Napi::Object opt = opt_value.As<Napi::Object>();
+  const std::string type = opt.Get("type").ToString().Utf8Value();
+  if (type == "sgd") {
+    options.optimizer.kind = OptimizerOptions::Kind::SGD;
+  } else if (type == "adamw") {
+    options.optimizer.kind = OptimizerOptions::Kind::AdamW;
+  } else {
+    ThrowInvalid(env, "Expected 'sgd' or 'adamw' for optimizer.type but received '" + type + "'");
+  }
+  options.optimizer.momentum = NumberOr(opt, "momentum", 0);
+  options.optimizer.dampening = NumberOr(opt, "dampening", 0);
+  options.optimizer.nesterov = opt.Get("nesterov").ToBoolean().Value();
+  options.optimizer.weight_decay = NumberOr(opt, "weightDecay", 0);
+  options.optimizer.beta1 = NumberOr(opt, "beta1", 0.9);
+  options.optimizer.beta2 = NumberOr(opt, "beta2", 0.999);
+  options.optimizer.eps = NumberOr(opt, "eps", 1e-8);
+  options.optimizer.decay_norm_and_bias = !opt.Get("excludeNormAndBiasFromWeightDecay").ToBoolean().Value();
+  options.label_smoothing = NumberOr(o, "labelSmoothing", 0);
+  options.clip_grad_norm = NumberOr(o, "clipGradNorm", 0);
+  options.freeze_batchnorm = o.Get("freezeBatchNorm").ToBoolean().Value();
+  Napi::Value weights = o.Get("classWeights");
+  if (weights.IsArray()) {
+    Napi::Array array = weights.As<Napi::Array>();
+    for (uint32_t i = 0; i < array.Length(); ++i) {
+      options.class_weights.push_back(static_cast<float>(array.Get(i).ToNumber().DoubleValue()));
+    }
+  }
+  Napi::Value freeze = o.Get("freeze");
+  if (freeze.IsArray()) {
+    Napi::Array array = freeze.As<Napi::Array>();
+    for (uint32_t i = 0; i < array.Length(); ++i) options.frozen_prefixes.push_back(array.Get(i).ToString().Utf8Value());
+  }
+  return options;
 }
 
 }  // namespace resnet::binding

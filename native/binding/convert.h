@@ -22,6 +22,9 @@ Napi::Array NamedTensorsToJs(Napi::Env env, const NamedTensors& tensors);
 
 ResNetSpec SpecFromJs(Napi::Env env, Napi::Value value);
 
+// {optimizer: {type, momentum, ...}, labelSmoothing, classWeights, clipGradNorm, freeze, freezeBatchNorm}
+TrainOptions TrainOptionsFromJs(Napi::Env env, Napi::Value value);
+
 // Throws a JavaScript TypeError with the binding's invalid-argument code.
 [[noreturn]] void ThrowInvalid(Napi::Env env, const std::string& message);
 

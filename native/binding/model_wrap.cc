@@ -13,6 +13,11 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::StateDict>("stateDict"),
                          InstanceMethod<&ModelWrap::LoadStateDict>("loadStateDict"),
                          InstanceMethod<&ModelWrap::To>("to"),
+                         InstanceMethod<&ModelWrap::ConfigureTraining>("configureTraining"),
+                         InstanceMethod<&ModelWrap::TrainStep>("trainStep"),
+                         InstanceMethod<&ModelWrap::OptimizerState>("optimizerState"),
+                         InstanceMethod<&ModelWrap::LoadOptimizerState>("loadOptimizerState"),
+                         InstanceMethod<&ModelWrap::Evaluate>("evaluate"),
                          InstanceMethod<&ModelWrap::Dispose>("dispose"),
                          InstanceMethod<&ModelWrap::NumParameters>("numParameters"),
                          InstanceAccessor<&ModelWrap::Device>("device"),
@@ -96,8 +101,13 @@ Napi::Value ModelWrap::StateDict(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::LoadStateDict(const Napi::CallbackInfo& info) {
   NamedTensors tensors = NamedTensorsFromJs(info.Env(), info[0]);
   const bool strict = info[1].ToBoolean().Value();
-  return Enqueue(info.Env(), [tensors, strict](Model& model) -> Finish {
-    LoadResult result = model.load_state_dict(tensors, strict);
+  std::vector<std::string> exclude;
+  if (info[2].IsArray()) {
+    Napi::Array array = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < array.Length(); ++i) exclude.push_back(array.Get(i).ToString().Utf8Value());
+  }
+  return Enqueue(info.Env(), [tensors, strict, exclude](Model& model) -> Finish {
+    LoadResult result = model.load_state_dict(tensors, strict, exclude);
     return [result](Napi::Env env) -> Napi::Value {
       auto to_array = [&env](const std::vector<std::string>& keys) {
         Napi::Array array = Napi::Array::New(env, keys.size());
@@ -121,6 +131,64 @@ Napi::Value ModelWrap::To(const Napi::CallbackInfo& info) {
     return [this, actual](Napi::Env env) -> Napi::Value {
       device_ = actual;
       return Napi::String::New(env, actual);
+    };
+  });
+}
+
+Napi::Value ModelWrap::ConfigureTraining(const Napi::CallbackInfo& info) {
+  const TrainOptions options = TrainOptionsFromJs(info.Env(), info[0]);
+  return Enqueue(info.Env(), [options](Model& model) -> Finish {
+    model.configure_training(options);
+    return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
+  });
+}
+
+Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
+  HostTensor images = TensorFromJs(info.Env(), info[0], "images");
+  HostTensor labels = TensorFromJs(info.Env(), info[1], "labels");
+  if (!info[2].IsNumber()) ThrowInvalid(info.Env(), "Expected a number for lr");
+  const double lr = info[2].As<Napi::Number>().DoubleValue();
+  return Enqueue(info.Env(), [images, labels, lr](Model& model) -> Finish {
+    const StepResult r = model.train_step(images, labels, lr);
+    return [r, lr](Napi::Env env) -> Napi::Value {
+      Napi::Object out = Napi::Object::New(env);
+      out.Set("loss", r.loss);
+      out.Set("correct", static_cast<double>(r.correct));
+      out.Set("count", static_cast<double>(r.count));
+      out.Set("gradNorm", r.grad_norm);
+      out.Set("lr", lr);
+      return out;
+    };
+  });
+}
+
+Napi::Value ModelWrap::OptimizerState(const Napi::CallbackInfo& info) {
+  return Enqueue(info.Env(), [](Model& model) -> Finish {
+    NamedTensors state = model.optimizer_state();
+    return [state](Napi::Env env) -> Napi::Value { return NamedTensorsToJs(env, state); };
+  });
+}
+
+Napi::Value ModelWrap::LoadOptimizerState(const Napi::CallbackInfo& info) {
+  NamedTensors state = NamedTensorsFromJs(info.Env(), info[0]);
+  return Enqueue(info.Env(), [state](Model& model) -> Finish {
+    model.load_optimizer_state(state);
+    return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
+  });
+}
+
+Napi::Value ModelWrap::Evaluate(const Napi::CallbackInfo& info) {
+  HostTensor images = TensorFromJs(info.Env(), info[0], "images");
+  HostTensor labels = TensorFromJs(info.Env(), info[1], "labels");
+  return Enqueue(info.Env(), [images, labels](Model& model) -> Finish {
+    const EvalResult r = model.evaluate(images, labels);
+    return [r](Napi::Env env) -> Napi::Value {
+      Napi::Object out = Napi::Object::New(env);
+      out.Set("lossSum", r.loss_sum);
+      out.Set("top1", static_cast<double>(r.top1));
+      out.Set("top5", static_cast<double>(r.top5));
+      out.Set("count", static_cast<double>(r.count));
+      return out;
     };
   });
 }

@@ -33,6 +33,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value StateDict(const Napi::CallbackInfo& info);
   Napi::Value LoadStateDict(const Napi::CallbackInfo& info);
   Napi::Value To(const Napi::CallbackInfo& info);
+  Napi::Value ConfigureTraining(const Napi::CallbackInfo& info);
+  Napi::Value TrainStep(const Napi::CallbackInfo& info);
+  Napi::Value OptimizerState(const Napi::CallbackInfo& info);
+  Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info);
+  Napi::Value Evaluate(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value NumParameters(const Napi::CallbackInfo& info);
   Napi::Value Device(const Napi::CallbackInfo& info);

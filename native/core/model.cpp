@@ -8,9 +8,10 @@
 #include <mutex>
 #include <sstream>
 
-#include "resnet.h"
+#include "model_impl.h"
 #include "runtime.h"
 #include "torch_convert.h"
+#include "trainer.h"
 
 namespace resnet {
 
@@ -76,17 +77,39 @@ std::string quoted_list(const std::vector<std::string>& keys) {
 
 }  // namespace
 
-struct Model::Impl {
-  ResNetSpec spec;
-  ResNet net{nullptr};
-  torch::Device device{torch::kCPU};
+Model::Impl::Impl() = default;
+Model::Impl::~Impl() = default;
 
-  std::vector<std::pair<std::string, at::Tensor>> state() const {
-    std::vector<std::pair<std::string, at::Tensor>> out;
-    collect_state(*net, "", out);
-    return out;
+std::vector<std::pair<std::string, at::Tensor>> Model::Impl::state() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  collect_state(*net, "", out);
+  return out;
+}
+
+at::Tensor Model::Impl::images_on_device(const HostTensor& input) const {
+  if (input.dtype != DType::Float32) {
+    throw Error(codes::kShape, std::string("Expected float32 input but received ") + dtype_name(input.dtype));
   }
-};
+  if (input.shape.size() != 4 || input.shape[1] != spec.in_channels) {
+    std::ostringstream msg;
+    msg << "Expected input of shape [N, " << spec.in_channels << ", H, W] but received [";
+    for (size_t i = 0; i < input.shape.size(); ++i) msg << (i ? ", " : "") << input.shape[i];
+    msg << "]";
+    throw Error(codes::kShape, msg.str());
+  }
+  return view_host(input).to(device);
+}
+
+at::Tensor Model::Impl::labels_on_device(const HostTensor& labels, int64_t batch) const {
+  if (labels.dtype != DType::Int64 || labels.shape.size() != 1 || labels.shape[0] != batch) {
+    throw Error(codes::kShape, "Expected int64 labels of shape [" + std::to_string(batch) + "]");
+  }
+  at::Tensor y = view_host(labels);
+  if (batch > 0 && (y.min().item<int64_t>() < 0 || y.max().item<int64_t>() >= spec.num_classes)) {
+    throw Error(codes::kShape, "Expected labels in [0, " + std::to_string(spec.num_classes) + ")");
+  }
+  return y.to(device);
+}
 
 Model::Model(const ResNetSpec& spec, const std::string& device, uint64_t seed)
     : impl_(std::make_unique<Impl>()) {
@@ -106,17 +129,7 @@ Model::~Model() = default;
 const ResNetSpec& Model::spec() const { return impl_->spec; }
 
 HostTensor Model::forward(const HostTensor& input) {
-  if (input.dtype != DType::Float32) {
-    throw Error(codes::kShape, std::string("Expected float32 input but received ") + dtype_name(input.dtype));
-  }
-  if (input.shape.size() != 4 || input.shape[1] != impl_->spec.in_channels) {
-    std::ostringstream msg;
-    msg << "Expected input of shape [N, " << impl_->spec.in_channels << ", H, W] but received [";
-    for (size_t i = 0; i < input.shape.size(); ++i) msg << (i ? ", " : "") << input.shape[i];
-    msg << "]";
-    throw Error(codes::kShape, msg.str());
-  }
-  at::Tensor x = view_host(input).to(impl_->device);
+  at::Tensor x = impl_->images_on_device(input);
   if (impl_->net->is_training()) {
     torch::NoGradGuard no_grad;  // running statistics still update, as in PyTorch's train() forward
     return to_host(impl_->net->forward(x));
@@ -137,9 +150,21 @@ NamedTensors Model::state_dict() const {
   return out;
 }
 
-LoadResult Model::load_state_dict(const NamedTensors& tensors, bool strict) {
+LoadResult Model::load_state_dict(const NamedTensors& tensors, bool strict,
+                                  const std::vector<std::string>& exclude) {
+  auto excluded = [&exclude](const std::string& key) {
+    for (const auto& prefix : exclude) {
+      if (key == prefix || (key.size() > prefix.size() && key.compare(0, prefix.size(), prefix) == 0 &&
+                            key[prefix.size()] == '.')) {
+        return true;
+      }
+    }
+    return false;
+  };
   std::map<std::string, const HostTensor*> given;
-  for (const auto& [name, host] : tensors) given[name] = &host;
+  for (const auto& [name, host] : tensors) {
+    if (!excluded(name)) given[name] = &host;
+  }
 
   LoadResult result;
   std::vector<std::string> errors;
@@ -149,6 +174,7 @@ LoadResult Model::load_state_dict(const NamedTensors& tensors, bool strict) {
 
   for (const auto& [name, target] : impl_->state()) {
     known[name] = true;
+    if (excluded(name)) continue;
     auto it = given.find(name);
     if (it == given.end()) {
       // PyTorch fills a BatchNorm's missing num_batches_tracked with 0 for checkpoints written
@@ -180,7 +206,7 @@ LoadResult Model::load_state_dict(const NamedTensors& tensors, bool strict) {
     copies.emplace_back(target, &source);
   }
   for (const auto& [name, host] : tensors) {
-    if (!known.count(name)) result.unexpected_keys.push_back(name);
+    if (!known.count(name) && !excluded(name)) result.unexpected_keys.push_back(name);
   }
 
   if (strict) {
@@ -223,6 +249,34 @@ void Model::to(const std::string& device) {
   const torch::Device target = parse_device(device);
   impl_->net->to(target);
   impl_->device = target;
+  if (impl_->trainer) impl_->trainer->to(target);
+}
+
+void Model::configure_training(const TrainOptions& options) {
+  impl_->trainer = std::make_unique<Trainer>(*impl_, options);
+}
+
+StepResult Model::train_step(const HostTensor& images, const HostTensor& labels, double lr) {
+  if (!impl_->trainer) throw Error(codes::kInvalidArgument, "configure_training() must come before train_step()");
+  return impl_->trainer->step(images, labels, lr);
+}
+
+NamedTensors Model::optimizer_state() const {
+  if (!impl_->trainer) return {};
+  NamedTensors out;
+  for (const auto& [name, tensor] : impl_->trainer->state()) out.emplace_back(name, to_host(tensor.to(at::kCPU, false, true)));
+  return out;
+}
+
+void Model::load_optimizer_state(const NamedTensors& state) {
+  if (!impl_->trainer) throw Error(codes::kInvalidArgument, "configure_training() must come before load_optimizer_state()");
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto& [name, host] : state) tensors.emplace_back(name, view_host(host).clone());
+  impl_->trainer->load_state(tensors);
+}
+
+EvalResult Model::evaluate(const HostTensor& images, const HostTensor& labels) {
+  return evaluate_batch(*impl_, images, labels);
 }
 
 }  // namespace resnet

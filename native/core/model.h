@@ -32,8 +32,11 @@ class Model {
   // Parameters and buffers in torchvision's state_dict order and names, copied to the host.
   NamedTensors state_dict() const;
   // Checks every key, shape and dtype first and only then copies, so a failed load leaves the
-  // model untouched. Error messages use PyTorch's wording.
-  LoadResult load_state_dict(const NamedTensors& tensors, bool strict);
+  // model untouched. Error messages use PyTorch's wording. Keys under an `exclude` prefix
+  // ("fc" covers "fc.weight") are left alone on both sides: not loaded, not missing, not
+  // unexpected (fine-tuning from a checkpoint with another head).
+  LoadResult load_state_dict(const NamedTensors& tensors, bool strict,
+                             const std::vector<std::string>& exclude = {});
 
   int64_t num_parameters() const;
   // Bytes held by parameters and buffers (reported to V8 as external memory).
@@ -44,8 +47,20 @@ class Model {
 
   const ResNetSpec& spec() const;
 
- private:
+  // Training. configure_training() starts a fresh optimizer (its state is empty); train_step()
+  // runs forward in train mode, cross-entropy, backward and one optimizer step at `lr`, then
+  // leaves the model in the mode it found it in.
+  void configure_training(const TrainOptions& options);
+  StepResult train_step(const HostTensor& images, const HostTensor& labels, double lr);
+  // Optimizer state by parameter name ("fc.weight.momentum_buffer", "fc.weight.exp_avg", ...).
+  NamedTensors optimizer_state() const;
+  void load_optimizer_state(const NamedTensors& state);
+  // Loss and top-1/top-5 hits of a batch in eval mode, without gradients.
+  EvalResult evaluate(const HostTensor& images, const HostTensor& labels);
+
   struct Impl;
+
+ private:
   std::unique_ptr<Impl> impl_;
 };
 

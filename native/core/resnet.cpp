@@ -1,6 +1,7 @@
 #include "resnet.h"
 
 #include <torch/nn/functional/activation.h>
+#include <torch/nn/functional/padding.h>
 #include <torch/nn/functional/pooling.h>
 #include <torch/nn/init.h>
 
@@ -25,7 +26,29 @@ torch::nn::Conv2d conv1x1(int64_t in_planes, int64_t out_planes, int64_t stride)
       torch::nn::Conv2dOptions(in_planes, out_planes, 1).stride(stride).bias(false));
 }
 
-BasicBlockImpl::BasicBlockImpl(const BlockArgs& a) {
+torch::Tensor ResidualPath::add(torch::Tensor out, const torch::Tensor& x,
+                                torch::nn::Sequential& downsample) const {
+  switch (mode_) {
+    case Shortcut::None:
+      return out;
+    case Shortcut::Projection:
+      return out += downsample ? downsample->forward(x) : x;
+    case Shortcut::ZeroPad: {
+      if (stride_ == 1 && in_channels_ == out_channels_) return out += x;
+      using torch::indexing::None;
+      using torch::indexing::Slice;
+      torch::Tensor s = stride_ == 1 ? x : x.index({Slice(), Slice(), Slice(None, None, stride_), Slice(None, None, stride_)});
+      // Option A: the new channels are zeros, half before and half after the old ones.
+      const int64_t extra = out_channels_ - in_channels_;
+      const int64_t front = extra / 2;
+      s = F::pad(s, F::PadFuncOptions({0, 0, 0, 0, front, extra - front}));
+      return out += s;
+    }
+  }
+  return out;
+}
+
+BasicBlockImpl::BasicBlockImpl(const BlockArgs& a) : residual_(a, a.planes * expansion) {
   // torchvision raises these (ValueError / NotImplementedError) with the same words.
   if (a.groups != 1 || a.base_width != 64) {
     throw Error(codes::kInvalidArgument, "BasicBlock only supports groups=1 and base_width=64");
@@ -42,12 +65,11 @@ BasicBlockImpl::BasicBlockImpl(const BlockArgs& a) {
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
   torch::Tensor out = F::relu(bn1(conv1(x)), F::ReLUFuncOptions(true));
-  out = bn2(conv2(out));
-  out += downsample ? downsample->forward(x) : x;
+  out = residual_.add(bn2(conv2(out)), x, downsample);
   return out.relu_();
 }
 
-BottleneckImpl::BottleneckImpl(const BlockArgs& a) {
+BottleneckImpl::BottleneckImpl(const BlockArgs& a) : residual_(a, a.planes * expansion) {
   const int64_t width =
       static_cast<int64_t>(static_cast<double>(a.planes) * (static_cast<double>(a.base_width) / 64.0)) *
       a.groups;
@@ -63,15 +85,19 @@ BottleneckImpl::BottleneckImpl(const BlockArgs& a) {
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
   torch::Tensor out = F::relu(bn1(conv1(x)), F::ReLUFuncOptions(true));
   out = F::relu(bn2(conv2(out)), F::ReLUFuncOptions(true));
-  out = bn3(conv3(out));
-  out += downsample ? downsample->forward(x) : x;
+  out = residual_.add(bn3(conv3(out)), x, downsample);
   return out.relu_();
 }
 
 namespace {
 
 void validate_spec(const ResNetSpec& spec) {
-  if (spec.replace_stride_with_dilation.size() != 3) {
+  if (spec.widths.empty() || spec.layers.size() != spec.widths.size()) {
+    throw Error(codes::kInvalidArgument, "Expected as many entries in layers as in widths but received " +
+                                             std::to_string(spec.layers.size()) + " and " +
+                                             std::to_string(spec.widths.size()));
+  }
+  if (spec.replace_stride_with_dilation.size() != spec.widths.size() - 1) {
     std::ostringstream msg;
     msg << "replace_stride_with_dilation should be None or a 3-element tuple, got [";
     for (size_t i = 0; i < spec.replace_stride_with_dilation.size(); ++i) {
@@ -80,12 +106,11 @@ void validate_spec(const ResNetSpec& spec) {
     msg << "]";
     throw Error(codes::kInvalidArgument, msg.str());
   }
-  if (spec.layers.size() != 4) {
-    throw Error(codes::kInvalidArgument,
-                "Expected 4 stages in layers but received " + std::to_string(spec.layers.size()));
-  }
   for (int64_t n : spec.layers) {
     if (n < 1) throw Error(codes::kInvalidArgument, "Expected at least 1 block per stage in layers");
+  }
+  for (int64_t w : spec.widths) {
+    if (w < 1) throw Error(codes::kInvalidArgument, "Expected positive widths");
   }
   if (spec.num_classes < 1 || spec.in_channels < 1 || spec.groups < 1 || spec.width_per_group < 1) {
     throw Error(codes::kInvalidArgument,
@@ -97,24 +122,27 @@ void validate_spec(const ResNetSpec& spec) {
 
 ResNetImpl::ResNetImpl(const ResNetSpec& spec) : spec_(spec) {
   validate_spec(spec_);
-  conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(spec_.in_channels,
-                                                                               inplanes_, 7)
-                                                         .stride(2)
-                                                         .padding(3)
-                                                         .bias(false)));
+  inplanes_ = spec_.widths[0];
+  if (spec_.stem == Stem::ImageNet) {
+    conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(spec_.in_channels, inplanes_, 7)
+                                                           .stride(2)
+                                                           .padding(3)
+                                                           .bias(false)));
+    maxpool = register_module(
+        "maxpool", torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(3).stride(2).padding(1)));
+  } else {
+    conv1 = register_module("conv1", conv3x3(spec_.in_channels, inplanes_));
+  }
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(inplanes_));
-  maxpool = register_module(
-      "maxpool", torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(3).stride(2).padding(1)));
-  layer1 = register_module("layer1", make_layer(64, spec_.layers[0], 1, false));
-  layer2 = register_module("layer2",
-                           make_layer(128, spec_.layers[1], 2, spec_.replace_stride_with_dilation[0]));
-  layer3 = register_module("layer3",
-                           make_layer(256, spec_.layers[2], 2, spec_.replace_stride_with_dilation[1]));
-  layer4 = register_module("layer4",
-                           make_layer(512, spec_.layers[3], 2, spec_.replace_stride_with_dilation[2]));
+  for (size_t i = 0; i < spec_.widths.size(); ++i) {
+    const int64_t stride = i == 0 ? 1 : 2;
+    const bool dilate = i == 0 ? false : static_cast<bool>(spec_.replace_stride_with_dilation[i - 1]);
+    stages_.push_back(register_module("layer" + std::to_string(i + 1),
+                                      make_layer(spec_.widths[i], spec_.layers[i], stride, dilate)));
+  }
   const int64_t expansion =
       spec_.block == BlockKind::Basic ? BasicBlockImpl::expansion : BottleneckImpl::expansion;
-  fc = register_module("fc", torch::nn::Linear(512 * expansion, spec_.num_classes));
+  fc = register_module("fc", torch::nn::Linear(spec_.widths.back() * expansion, spec_.num_classes));
   initialize();
 }
 
@@ -128,7 +156,7 @@ torch::nn::Sequential ResNetImpl::make_layer(int64_t planes, int64_t blocks, int
     stride = 1;
   }
   torch::nn::Sequential downsample{nullptr};
-  if (stride != 1 || inplanes_ != planes * expansion) {
+  if (spec_.shortcut == Shortcut::Projection && (stride != 1 || inplanes_ != planes * expansion)) {
     downsample = torch::nn::Sequential(conv1x1(inplanes_, planes * expansion, stride),
                                        torch::nn::BatchNorm2d(planes * expansion));
   }
@@ -141,11 +169,11 @@ torch::nn::Sequential ResNetImpl::make_layer(int64_t planes, int64_t blocks, int
     }
   };
   add_block(BlockArgs{inplanes_, planes, stride, downsample, spec_.groups, spec_.width_per_group,
-                      previous_dilation});
+                      previous_dilation, spec_.shortcut});
   inplanes_ = planes * expansion;
   for (int64_t i = 1; i < blocks; ++i) {
     add_block(BlockArgs{inplanes_, planes, 1, nullptr, spec_.groups, spec_.width_per_group,
-                        dilation_});
+                        dilation_, spec_.shortcut});
   }
   return layer;
 }
@@ -174,11 +202,9 @@ void ResNetImpl::initialize() {
 }
 
 torch::Tensor ResNetImpl::forward(torch::Tensor x) {
-  x = maxpool(F::relu(bn1(conv1(x)), F::ReLUFuncOptions(true)));
-  x = layer1->forward(x);
-  x = layer2->forward(x);
-  x = layer3->forward(x);
-  x = layer4->forward(x);
+  x = F::relu(bn1(conv1(x)), F::ReLUFuncOptions(true));
+  if (maxpool) x = maxpool(x);
+  for (auto& stage : stages_) x = stage->forward(x);
   x = F::adaptive_avg_pool2d(x, F::AdaptiveAvgPool2dFuncOptions(1));
   return fc(torch::flatten(x, 1));
 }

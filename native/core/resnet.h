@@ -29,6 +29,23 @@ struct BlockArgs {
   int64_t groups = 1;
   int64_t base_width = 64;
   int64_t dilation = 1;
+  Shortcut shortcut = Shortcut::Projection;
+};
+
+// How each block adds its input back; shared by BasicBlock and Bottleneck.
+class ResidualPath {
+ public:
+  ResidualPath() = default;
+  ResidualPath(const BlockArgs& args, int64_t out_channels)
+      : mode_(args.shortcut), stride_(args.stride), in_channels_(args.inplanes), out_channels_(out_channels) {}
+  // out + shortcut(x), or out alone for a plain network.
+  torch::Tensor add(torch::Tensor out, const torch::Tensor& x, torch::nn::Sequential& downsample) const;
+
+ private:
+  Shortcut mode_ = Shortcut::Projection;
+  int64_t stride_ = 1;
+  int64_t in_channels_ = 0;
+  int64_t out_channels_ = 0;
 };
 
 // Two 3x3 convolutions (ResNet-18/34). expansion = 1.
@@ -44,6 +61,7 @@ class BasicBlockImpl : public torch::nn::Module {
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
   torch::nn::Sequential downsample{nullptr};
+  ResidualPath residual_;
 };
 TORCH_MODULE(BasicBlock);
 
@@ -59,10 +77,12 @@ class BottleneckImpl : public torch::nn::Module {
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   torch::nn::Sequential downsample{nullptr};
+  ResidualPath residual_;
 };
 TORCH_MODULE(Bottleneck);
 
-// The generic network: stem, four residual stages, global average pool, fully connected head.
+// The generic network: stem, residual stages (four for ImageNet, three for the paper's CIFAR
+// nets), global average pool, fully connected head.
 class ResNetImpl : public torch::nn::Module {
  public:
   explicit ResNetImpl(const ResNetSpec& spec);
@@ -79,8 +99,8 @@ class ResNetImpl : public torch::nn::Module {
 
   torch::nn::Conv2d conv1{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr};
-  torch::nn::MaxPool2d maxpool{nullptr};
-  torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
+  torch::nn::MaxPool2d maxpool{nullptr};  // ImageNet stem only
+  std::vector<torch::nn::Sequential> stages_;  // registered as layer1, layer2, ...
   torch::nn::Linear fc{nullptr};
 };
 TORCH_MODULE(ResNet);

@@ -42,17 +42,72 @@ using NamedTensors = std::vector<std::pair<std::string, HostTensor>>;
 
 enum class BlockKind { Basic, Bottleneck };
 
-// Everything that defines a torchvision ResNet. Every named architecture (resnet18 ...
-// wide_resnet101_2) is one value of this struct; the table of them lives in lib/architectures.ts.
+// The network's first layers: torchvision's 7x7/2 conv + 3x3/2 max pool (ImageNet), or the
+// paper's CIFAR stem, a single 3x3 conv (section 4.2).
+enum class Stem { ImageNet, Cifar };
+
+// How a block adds its input back when the shape changes (He et al. section 3.3):
+//   Projection  1x1 conv + BatchNorm ("option B", torchvision's `downsample`)
+//   ZeroPad     identity, subsampled by 2, with zero channels appended ("option A")
+//   None        no shortcut at all: the "plain" networks of the degradation experiment
+enum class Shortcut { Projection, ZeroPad, None };
+
+// Everything that defines a ResNet. Every named architecture (resnet18 ... wide_resnet101_2, the
+// CIFAR resnet20 ... resnet1202) is one value of this struct; the table lives in
+// lib/architectures.ts.
 struct ResNetSpec {
   BlockKind block = BlockKind::Basic;
-  std::vector<int64_t> layers;  // blocks per stage; torchvision uses 4 stages
+  Stem stem = Stem::ImageNet;
+  Shortcut shortcut = Shortcut::Projection;
+  std::vector<int64_t> widths{64, 128, 256, 512};  // planes of each stage
+  std::vector<int64_t> layers;  // blocks per stage
   int64_t num_classes = 1000;
   bool zero_init_residual = false;
   int64_t groups = 1;
   int64_t width_per_group = 64;
   std::vector<bool> replace_stride_with_dilation{false, false, false};
   int64_t in_channels = 3;
+};
+
+// Optimizers exactly as torch.optim.SGD and torch.optim.AdamW (PyTorch 1.13) compute them.
+struct OptimizerOptions {
+  enum class Kind { SGD, AdamW };
+  Kind kind = Kind::SGD;
+  double momentum = 0;  // SGD
+  double dampening = 0;
+  bool nesterov = false;
+  double beta1 = 0.9;  // AdamW
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0;
+  // false: BatchNorm weights and biases and every bias get no weight decay.
+  bool decay_norm_and_bias = true;
+};
+
+struct TrainOptions {
+  OptimizerOptions optimizer;
+  double label_smoothing = 0;
+  std::vector<float> class_weights;  // empty: all 1
+  double clip_grad_norm = 0;         // 0: no clipping
+  // Parameters whose names start with one of these ("layer1" covers "layer1.0.conv1.weight")
+  // get no gradient and are never updated.
+  std::vector<std::string> frozen_prefixes;
+  // BatchNorm layers stay in eval mode (running statistics, no updates) during training.
+  bool freeze_batchnorm = false;
+};
+
+struct StepResult {
+  double loss = 0;       // mean cross-entropy of the batch
+  int64_t correct = 0;   // top-1 hits
+  int64_t count = 0;     // batch size
+  double grad_norm = 0;  // total gradient norm before clipping (0 when not clipping)
+};
+
+struct EvalResult {
+  double loss_sum = 0;  // summed (not mean) cross-entropy, so batches can be added up
+  int64_t top1 = 0;
+  int64_t top5 = 0;
+  int64_t count = 0;
 };
 
 struct LoadResult {

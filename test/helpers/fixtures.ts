@@ -13,6 +13,23 @@ export const cacheDir = join(fixturesDir, 'cache');
 const generator = join(fixturesDir, 'generate.py');
 export const systemPython = process.env.RESNET_FIXTURE_PYTHON ?? '/usr/bin/python3';
 
+/**
+ * Runs a fixture generator (test/fixtures/<script>) with the system Python when its output folder
+ * lacks the stamp of the script's current contents; returns the folder.
+ */
+export function ensureGenerated(script: string, folder: string): string {
+  const path = join(fixturesDir, script);
+  const out = join(cacheDir, folder);
+  const stamp = createHash('sha256').update(readFileSync(path)).digest('hex');
+  const stampFile = join(out, '.stamp');
+  if (!existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp) {
+    mkdirSync(out, { recursive: true });
+    execFileSync(systemPython, [path, '--out', out], { stdio: ['ignore', 'ignore', 'inherit'] });
+    writeFileSync(stampFile, stamp);
+  }
+  return out;
+}
+
 /** Makes sure every case exists for the current generate.py; returns the case names. */
 export function ensureFixtures(): string[] {
   const stamp = createHash('sha256').update(readFileSync(generator)).digest('hex');

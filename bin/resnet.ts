@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+// The `resnet` command line. Exit codes: 0 success, 1 the work failed (a ResNetError or I/O),
+// 2 the command line itself was wrong. --json prints one JSON object on stdout for scripts.
+import { parseArgs } from 'node:util';
+import { architectureNames, type ArchitectureName } from '../lib/architectures.js';
+import { createModel } from '../lib/builders.js';
+
+import { torchHubCheckpointsDir, downloadWeights } from '../lib/weights/download.js';
+import { formatFor, loadWeights, saveWeights } from '../lib/weights/files.js';
+import { progressReporter } from '../lib/weights/progress.js';
+import { weightsEntry } from '../lib/weights/registry.js';
+import { evalCommand, train, trainUsage, UsageError } from './train-commands.js';
+
+const usage = `Usage: resnet <command> [options]
+
+Commands:
+  convert <in> <out> [--key K] [--strip-prefix [P]]   .pth <-> .safetensors (format from the names)
+  download <arch> [--weights NAME]                     fetch torchvision's weights into torch.hub's cache
+  info <arch> [--num-classes N]                        parameters, weights entries
+${trainUsage}
+
+Options:
+  --json       machine-readable output on stdout
+  -h, --help   this text
+
+Architectures: ${architectureNames.join(', ')}`;
+
+function output(json: boolean, human: string, data: object): void {
+  console.log(json ? JSON.stringify(data) : human);
+}
+
+async function convert(args: string[], json: boolean): Promise<void> {
+  const { positionals, values } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { key: { type: 'string' }, 'strip-prefix': { type: 'string' }, 'strip-module': { type: 'boolean' } },
+  });
+  const [input, out] = positionals;
+  if (!input || !out || positionals.length > 2) throw new UsageError('convert needs <in> and <out>');
+  const format = formatFor(out);
+  const stripPrefix = values['strip-module'] ? true : values['strip-prefix'];
+  const tensors = await loadWeights(input, {
+    ...(values.key !== undefined && { key: values.key }),
+    ...(stripPrefix !== undefined && { stripPrefix }),
+  });
+  await saveWeights(out, tensors);
+  const count = Object.keys(tensors).length;
+  output(json, `${input} -> ${out}: ${count} tensors (${format})`, { input, output: out, format, tensors: count });
+}
+
+function archOf(name: string | undefined): ArchitectureName {
+  if (!name || !(architectureNames as string[]).includes(name)) {
+    throw new UsageError(`expected an architecture (${architectureNames.join(', ')}), got ${name ?? 'nothing'}`);
+  }
+  return name as ArchitectureName;
+}
+
+async function download(args: string[], json: boolean): Promise<void> {
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { weights: { type: 'string', default: 'DEFAULT' } } });
+  const entry = weightsEntry(archOf(positionals[0]), values.weights);
+  const reporter = progressReporter(!json, entry.fileName);
+  let path: string;
+  try {
+    path = await downloadWeights(entry.url, reporter.onProgress ? { progress: reporter.onProgress } : {});
+  } finally {
+    reporter.done();
+  }
+  output(json, `${entry.arch} ${entry.name}: ${path}`, { arch: entry.arch, weights: entry.name, path, cacheDir: torchHubCheckpointsDir() });
+}
+
+async function info(args: string[], json: boolean): Promise<void> {
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { 'num-classes': { type: 'string' } } });
+  const arch = archOf(positionals[0]);
+  const numClasses = values['num-classes'] === undefined ? 1000 : Number(values['num-classes']);
+  const model = await createModel(arch, { numClasses, seed: 0 });
+  const data = { arch, numClasses, numParameters: model.numParameters(), config: model.config };
+  model.dispose();
+  output(json, `${arch}: ${data.numParameters.toLocaleString('en-US')} parameters (${numClasses} classes)`, data);
+}
+
+const commands: Record<string, (args: string[], json: boolean) => Promise<void>> = { convert, download, info, train, eval: evalCommand };
+
+async function main(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  const args = argv.filter((a) => a !== '--json');
+  if (args.length === 0 || args[0] === '-h' || args[0] === '--help') {
+    console.log(usage);
+    return args.length === 0 ? 2 : 0;
+  }
+  const command = commands[args[0]!];
+  try {
+    if (!command) throw new UsageError(`unknown command '${args[0]}'`);
+    await command(args.slice(1), json);
+    return 0;
+  } catch (error) {
+    const usageError = error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    const message = (error as Error).message;
+    if (json) console.log(JSON.stringify({ error: { code: (error as { code?: string }).code ?? 'ERR_USAGE', message } }));
+    else console.error(`resnet: ${message}${usageError ? `\n\n${usage}` : ''}`);
+    return usageError ? 2 : 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

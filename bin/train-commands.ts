@@ -1,0 +1,125 @@
+// `resnet train` and `resnet eval`: the training loop and evaluation from the command line.
+import { parseArgs } from 'node:util';
+import { architectureNames, type ArchitectureName } from '../lib/architectures.js';
+import { createModel } from '../lib/builders.js';
+import { CIFAR10, CIFAR100, FashionMNIST, ImageFolder, MNIST } from '../lib/data/datasets.js';
+import type { ImageDataset } from '../lib/data/dataset.js';
+import { evaluate, fit, loadCheckpoint } from '../lib/train/fit.js';
+import type { ScheduleOptions } from '../lib/train/schedule.js';
+
+export class UsageError extends Error {}
+
+export const trainUsage = `  train --dataset D [--root DIR] [--arch A] [--epochs N] [--batch-size B] [--lr X]
+        [--optimizer sgd|adamw] [--schedule cosine|multistep|step|constant] [--warmup N]
+        [--seed S] [--augment] [--checkpoint-dir DIR] [--resume FILE] [--out FILE]
+  eval  --dataset D [--root DIR] --arch A --weights FILE
+        datasets: fashion-mnist, mnist, cifar10, cifar100, folder (ImageFolder, --size 224)`;
+
+async function loadData(name: string, split: 'train' | 'test', root: string | undefined, size: number): Promise<ImageDataset> {
+  const withRoot = <T extends object>(o: T) => (root === undefined ? o : { ...o, root });
+  switch (name) {
+    case 'fashion-mnist':
+      return FashionMNIST.load(withRoot({ split }));
+    case 'mnist':
+      return MNIST.load({ root: root ?? '.', split });
+    case 'cifar10':
+      return CIFAR10.load({ root: root ?? '.', split });
+    case 'cifar100':
+      return CIFAR100.load({ root: root ?? '.', split });
+    case 'folder':
+      if (!root) throw new UsageError('--dataset folder needs --root DIR (with train/ and val/ inside)');
+      return ImageFolder.load({ root: `${root}/${split === 'train' ? 'train' : 'val'}`, size });
+    default:
+      throw new UsageError(`unknown dataset '${name}'`);
+  }
+}
+
+function archOf(name: string | undefined, fallback: ArchitectureName): ArchitectureName {
+  const arch = name ?? fallback;
+  if (!(architectureNames as string[]).includes(arch)) throw new UsageError(`unknown architecture '${arch}'`);
+  return arch as ArchitectureName;
+}
+
+const common = {
+  dataset: { type: 'string' },
+  root: { type: 'string' },
+  arch: { type: 'string' },
+  size: { type: 'string', default: '224' },
+  'batch-size': { type: 'string', default: '128' },
+  seed: { type: 'string', default: '0' },
+} as const;
+
+export async function train(args: string[], json: boolean): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...common,
+      epochs: { type: 'string', default: '1' },
+      lr: { type: 'string', default: '0.1' },
+      optimizer: { type: 'string', default: 'sgd' },
+      schedule: { type: 'string', default: 'cosine' },
+      warmup: { type: 'string', default: '0' },
+      augment: { type: 'boolean', default: false },
+      'checkpoint-dir': { type: 'string' },
+      resume: { type: 'string' },
+      out: { type: 'string' },
+    },
+  });
+  if (!values.dataset) throw new UsageError('train needs --dataset');
+  const size = Number(values.size);
+  const [trainSet, testSet] = await Promise.all([
+    loadData(values.dataset, 'train', values.root, size),
+    loadData(values.dataset, 'test', values.root, size),
+  ]);
+  const arch = archOf(values.arch, 'resnet20');
+  const [channels, height] = trainSet.imageShape;
+  const model = await createModel(arch, { numClasses: trainSet.classes.length, inChannels: channels, seed: Number(values.seed) });
+  const epochs = Number(values.epochs);
+  const batchSize = Number(values['batch-size']);
+  const total = epochs * Math.floor(trainSet.length / batchSize);
+  const warmupIters = Number(values.warmup);
+  const schedules: Record<string, ScheduleOptions> = {
+    cosine: { type: 'cosine', totalIters: total, warmupIters },
+    multistep: { type: 'multistep', milestones: [Math.round(total / 2), Math.round((total * 3) / 4)], warmupIters },
+    step: { type: 'step', stepSize: Math.max(1, Math.round(total / 3)), warmupIters },
+    constant: { type: 'constant', warmupIters },
+  };
+  const schedule = schedules[values.schedule];
+  if (!schedule) throw new UsageError(`unknown schedule '${values.schedule}'`);
+  const lr = Number(values.lr);
+  const trainer = model.trainer({
+    optimizer: values.optimizer === 'adamw' ? { type: 'adamw', lr } : { type: 'sgd', lr, momentum: 0.9, weightDecay: 5e-4, nesterov: true },
+    schedule,
+  });
+  if (values.resume) await loadCheckpoint(values.resume, model, trainer);
+  const pad = Math.max(2, Math.round(height! / 8));
+  const report = await fit(model, {
+    train: trainSet,
+    val: testSet,
+    epochs,
+    batchSize,
+    trainer,
+    seed: Number(values.seed),
+    ...(values.augment && { augment: { crop: { padding: pad }, hflip: true } }),
+    ...(values['checkpoint-dir'] && { checkpointDir: values['checkpoint-dir'] }),
+    onProgress: json
+      ? undefined
+      : (p) => process.stderr.write(`\repoch ${p.epoch + 1}/${p.epochs} batch ${p.batch}/${p.batches} loss ${p.loss.toFixed(3)} lr ${p.lr.toFixed(4)} ${p.imagesPerSecond.toFixed(0)} img/s ${p.batch === p.batches ? '\n' : ''}`),
+  });
+  if (values.out) await model.save(values.out);
+  const last = report.epochs.at(-1);
+  const summary = { arch: model.arch, dataset: values.dataset, epochs: report.epochs, seconds: report.seconds, weights: values.out ?? null };
+  model.dispose();
+  console.log(json ? JSON.stringify(summary) : `${arch}: test accuracy ${last?.val?.top1.toFixed(4) ?? 'n/a'} after ${epochs} epoch(s), ${report.seconds.toFixed(0)} s`);
+}
+
+export async function evalCommand(args: string[], json: boolean): Promise<void> {
+  const { values } = parseArgs({ args, options: { ...common, weights: { type: 'string' } } });
+  if (!values.dataset || !values.weights) throw new UsageError('eval needs --dataset and --weights');
+  const data = await loadData(values.dataset, 'test', values.root, Number(values.size));
+  const arch = archOf(values.arch, 'resnet20');
+  const model = await createModel(arch, { numClasses: data.classes.length, inChannels: data.imageShape[0], weights: values.weights });
+  const result = await evaluate(model, data, { batchSize: Number(values['batch-size']) });
+  model.dispose();
+  console.log(json ? JSON.stringify({ arch, dataset: values.dataset, ...result }) : `${arch} on ${values.dataset}: top-1 ${result.top1.toFixed(4)}, top-5 ${result.top5.toFixed(4)}, loss ${result.loss.toFixed(4)} (${result.count} images)`);
+}

@@ -1,0 +1,162 @@
+// The batch worker: builds ImageDataset batches off the main thread. Plain JavaScript on purpose:
+// it runs unchanged from lib/ under tsx (which does not hook a worker's entry module on Node 20)
+// and from the published package, with no loader and no build step.
+//
+// workerData: the dataset's pixels (N x C x H x W bytes) and labels in SharedArrayBuffers (shared,
+// never copied), an optional index map (subsets), and the resolved options from batch-options.ts.
+// Each message is a batch number k; the reply carries three new ArrayBuffers (images float32,
+// labels int64, dataset indices int32), transferred, so nothing is copied back either.
+//
+// Randomness: every draw comes from a generator seeded by (seed, epoch, stream): stream 0 is the
+// epoch's order, stream k + 1 batch k's augmentation. Batches are therefore the same whatever the
+// prefetch depth or the order they are asked in.
+import { parentPort, workerData } from 'node:worker_threads';
+
+const { pixels, labels, positions, channels: C, height: H, width: W, length: n, options } = workerData;
+const { batchSize, shuffle, seed, epoch, table, padding, hflip, erasing } = options;
+const plane = H * W;
+const imageSize = C * plane;
+
+/** MurmurHash3's 32-bit finaliser: a bijection on uint32 that spreads every input bit. */
+function fmix32(h) {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Folds integers (each up to 2^53) into one 32-bit seed. */
+function hashSeed(...parts) {
+  let h = 0x6a09e667;
+  for (const part of parts) {
+    h = fmix32(h ^ (part >>> 0));
+    h = fmix32(h ^ Math.floor(part / 4294967296));
+  }
+  return h;
+}
+
+/** A Weyl sequence through fmix32 (SplitMix-style): fast, and good enough for augmentation. */
+class Random {
+  constructor(seed32) {
+    this.state = seed32 >>> 0;
+  }
+  /** uniform in [0, 1) */
+  next() {
+    this.state = (this.state + 0x9e3779b9) >>> 0;
+    return fmix32(this.state) / 4294967296;
+  }
+  /** uniform integer in [0, n) */
+  int(n) {
+    return Math.floor(this.next() * n);
+  }
+  uniform(low, high) {
+    return low + (high - low) * this.next();
+  }
+  normal() {
+    return Math.sqrt(-2 * Math.log(1 - this.next())) * Math.cos(2 * Math.PI * this.next());
+  }
+}
+
+/** Python's round(): halves go to the even neighbour (torchvision's RandomErasing uses it). */
+function roundHalfEven(x) {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+function epochOrder() {
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  if (shuffle) {
+    const random = new Random(hashSeed(seed, epoch, 0));
+    for (let i = n - 1; i > 0; i--) {
+      const j = random.int(i + 1);
+      const t = order[i];
+      order[i] = order[j];
+      order[j] = t;
+    }
+  }
+  return order;
+}
+
+/** Writes image `src` into out[dst...], shifted by (dy, dx) (the crop window's offset from the
+ * unpadded image) and optionally mirrored; pixels from outside the image are the zero padding. */
+function copyImage(out, dst, src, dy, dx, flip) {
+  for (let c = 0; c < C; c++) {
+    const lut = c * 256;
+    const pad = table[lut];
+    for (let y = 0; y < H; y++) {
+      const row = dst + c * plane + y * W;
+      const sy = y + dy;
+      if (sy < 0 || sy >= H) {
+        out.fill(pad, row, row + W);
+        continue;
+      }
+      const srcRow = src + c * plane + sy * W;
+      for (let x = 0; x < W; x++) {
+        const sx = (flip ? W - 1 - x : x) + dx;
+        out[row + x] = sx >= 0 && sx < W ? table[lut + pixels[srcRow + sx]] : pad;
+      }
+    }
+  }
+}
+
+/** torchvision's RandomErasing.get_params and erase, on the normalised image at out[dst...]. */
+function randomErase(out, dst, random) {
+  if (!(random.next() < erasing.p)) return;
+  const area = H * W;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const eraseArea = area * random.uniform(erasing.scale[0], erasing.scale[1]);
+    const aspect = Math.exp(random.uniform(erasing.logRatio[0], erasing.logRatio[1]));
+    const h = roundHalfEven(Math.sqrt(eraseArea * aspect));
+    const w = roundHalfEven(Math.sqrt(eraseArea / aspect));
+    if (!(h < H && w < W)) continue;
+    const top = random.int(H - h + 1);
+    const left = random.int(W - w + 1);
+    for (let c = 0; c < C; c++) {
+      for (let y = top; y < top + h; y++) {
+        const row = dst + c * plane + y * W;
+        if (erasing.value === 'random') for (let x = left; x < left + w; x++) out[row + x] = random.normal();
+        else out.fill(erasing.value, row + left, row + left + w);
+      }
+    }
+    return;
+  }
+}
+
+function build(k, order) {
+  const start = k * batchSize;
+  const size = Math.min(batchSize, n - start);
+  const images = new Float32Array(size * imageSize);
+  const labelsOut = new BigInt64Array(size);
+  const indices = new Int32Array(size);
+  const random = new Random(hashSeed(seed, epoch, k + 1));
+  for (let j = 0; j < size; j++) {
+    const index = order[start + j];
+    const base = positions === null ? index : positions[index];
+    indices[j] = index;
+    labelsOut[j] = BigInt(labels[base]);
+    // RandomCrop draws the window's top then left in [0, 2 * padding]; unaugmented = centred.
+    const top = padding === null ? 0 : random.int(2 * padding + 1) - padding;
+    const left = padding === null ? 0 : random.int(2 * padding + 1) - padding;
+    const flip = hflip && random.next() < 0.5;
+    copyImage(images, j * imageSize, base * imageSize, top, left, flip);
+    if (erasing !== null) randomErase(images, j * imageSize, random);
+  }
+  return { index: k, size, images: images.buffer, labels: labelsOut.buffer, indices: indices.buffer };
+}
+
+const order = epochOrder();
+parentPort.on('message', (k) => {
+  const started = performance.now();
+  let reply;
+  try {
+    reply = build(k, order);
+  } catch (error) {
+    parentPort.postMessage({ index: k, error: String(error), stack: error instanceof Error ? error.stack : undefined });
+    return;
+  }
+  reply.buildMs = performance.now() - started;
+  parentPort.postMessage(reply, [reply.images, reply.labels, reply.indices]);
+});

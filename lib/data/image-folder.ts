@@ -1,0 +1,141 @@
+// ImageFolder: root/<class>/<...>/<image>, as torchvision's datasets.ImageFolder lays it out.
+// Classes are the sub-folders of root sorted by code point (Python's sorted()), each class folder is
+// walked recursively with names sorted, and files are kept by extension. Images are decoded with
+// sharp (on libuv's thread pool, `concurrency` at a time) to 8-bit sRGB and brought to one size so
+// that they can be batched. Alpha is dropped and EXIF orientation is not applied: torchvision's
+// loader (PIL's Image.open(...).convert('RGB')) does neither.
+import { availableParallelism } from 'node:os';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { DataError } from './errors.js';
+import { isDirectory } from './files.js';
+
+/** The extensions of torchvision's IMG_EXTENSIONS that sharp can decode (not .bmp, .ppm, .pgm),
+ * plus .gif and .avif, which sharp reads too. Compared lower-cased. */
+export const imageExtensions = ['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.gif', '.avif'] as const;
+
+/**
+ * - 'crop' (default): scale so the shorter side is the target (the image covers the target), then
+ *   cut the centre out: torchvision's Resize(size) followed by CenterCrop(size). Keeps the aspect.
+ * - 'stretch': scale each side to the target independently (Resize((h, w))). Distorts the aspect.
+ * Resampling is sharp's default (Lanczos-3), so values differ a little from PIL's bilinear; an
+ * image already at the target size is not resampled at all.
+ */
+export type ResizeMode = 'crop' | 'stretch';
+
+export interface ImageFolderScan {
+  classes: string[];
+  samples: Array<{ path: string; label: number }>;
+}
+
+const byCodePoint = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b)); // UTF-8 order = code point order
+
+/** Every folder under `dir` (itself included), following links as os.walk(followlinks=True). */
+async function folders(dir: string, out: string[]): Promise<string[]> {
+  out.push(dir);
+  for (const name of await readdir(dir)) {
+    if (await isDirectory(join(dir, name))) await folders(join(dir, name), out);
+  }
+  return out;
+}
+
+/** torchvision's order: `for root, _, files in sorted(os.walk(class_dir))`, then `sorted(files)`.
+ * Folders sort by their whole path, so a folder's own files come before its sub-folders'. */
+async function imagesUnder(dir: string, keep: (name: string) => boolean): Promise<string[]> {
+  const out: string[] = [];
+  for (const folder of (await folders(dir, [])).sort(byCodePoint)) {
+    for (const name of (await readdir(folder)).sort(byCodePoint)) {
+      if (!keep(name)) continue;
+      const info = await stat(join(folder, name)).catch(() => null);
+      if (info?.isFile()) out.push(join(folder, name));
+    }
+  }
+  return out;
+}
+
+/** Lists the classes and the images under `root`, without decoding anything. */
+export async function scanImageFolder(root: string, extensions: readonly string[] = imageExtensions): Promise<ImageFolderScan> {
+  if (!(await isDirectory(root))) throw new DataError(`Cannot find the image folder '${root}'`, { file: root });
+  const entries = (await readdir(root)).sort(byCodePoint);
+  const classes: string[] = [];
+  for (const name of entries) if (await isDirectory(join(root, name))) classes.push(name);
+  if (classes.length === 0) throw new DataError(`Cannot find any class folder in '${root}'`, { file: root });
+  const wanted = new Set(extensions.map((e) => e.toLowerCase()));
+  const keep = (name: string) => [...wanted].some((e) => name.toLowerCase().endsWith(e));
+  const samples: ImageFolderScan['samples'] = [];
+  const empty: string[] = [];
+  for (const [label, name] of classes.entries()) {
+    const paths = await imagesUnder(join(root, name), keep);
+    if (paths.length === 0) empty.push(name);
+    for (const path of paths) samples.push({ path, label });
+  }
+  // As torchvision: a class with no image is an error, not a silently unused label.
+  if (empty.length > 0) {
+    throw new DataError(`Found no image for the class(es) ${empty.map((c) => `'${c}'`).join(', ')} in '${root}'; extensions read: ${[...wanted].join(', ')}`, { file: root });
+  }
+  return { classes, samples };
+}
+
+/** Decodes one image to `height` x `width` sRGB, channel-planar, into `out` (3 * height * width). */
+export async function decodeImage(path: string, height: number, width: number, resize: ResizeMode, out: Uint8Array): Promise<void> {
+  let raw: { data: Buffer; info: sharp.OutputInfo };
+  try {
+    raw = await sharp(path, { failOn: 'error' })
+      .resize(width, height, { fit: resize === 'crop' ? 'cover' : 'fill', position: 'centre' })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new DataError(`Cannot decode image '${path}': ${message}`, { file: path, cause: error });
+  }
+  const { data, info } = raw;
+  if (info.channels !== 3 || info.width !== width || info.height !== height) {
+    throw new DataError(`Cannot decode image '${path}': got ${info.width}x${info.height} with ${info.channels} channels instead of ${width}x${height} RGB`, { file: path });
+  }
+  // sharp gives interleaved RGBRGB...; ImageDataset keeps planes.
+  const plane = height * width;
+  for (let p = 0, i = 0; p < plane; p++, i += 3) {
+    out[p] = data[i]!;
+    out[plane + p] = data[i + 1]!;
+    out[2 * plane + p] = data[i + 2]!;
+  }
+}
+
+export interface ImageFolderData extends ImageFolderScan {
+  /** N x 3 x height x width, in a SharedArrayBuffer. */
+  pixels: Uint8Array;
+  labels: Int32Array;
+}
+
+/** Scans and decodes a whole folder. At most `concurrency` decodes are in flight at once, so a big
+ * folder does not queue thousands of sharp jobs (and their file buffers) at the same time. */
+export async function readImageFolder(
+  root: string,
+  options: { height: number; width: number; resize?: ResizeMode; extensions?: readonly string[]; concurrency?: number },
+): Promise<ImageFolderData> {
+  const { height, width, resize = 'crop', extensions = imageExtensions, concurrency = availableParallelism() } = options;
+  const scan = await scanImageFolder(root, extensions);
+  const size = 3 * height * width;
+  const pixels = new Uint8Array(new SharedArrayBuffer(scan.samples.length * size));
+  const labels = new Int32Array(new SharedArrayBuffer(scan.samples.length * 4));
+  let next = 0;
+  let failed = false; // after one failure the other runners stop taking images
+  const runner = async () => {
+    while (next < scan.samples.length && !failed) {
+      const i = next++;
+      const { path, label } = scan.samples[i]!;
+      labels[i] = label;
+      try {
+        await decodeImage(path, height, width, resize, pixels.subarray(i * size, (i + 1) * size));
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, scan.samples.length) }, runner));
+  return { ...scan, pixels, labels };
+}

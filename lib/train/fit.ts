@@ -1,0 +1,171 @@
+// The training loop around Trainer: epochs over a data set with seeded shuffling and augmentation,
+// evaluation, progress, per-epoch checkpoints, and exact resumption.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AugmentOptions } from '../data/batch-options.js';
+import type { Batch } from '../data/batch-iterator.js';
+import type { ResNet } from '../model.js';
+import { Tensor } from '../tensor.js';
+import * as v from '../validate.js';
+import { readSafetensors, writeSafetensors } from '../weights/safetensors.js';
+import { WeightsError } from '../errors.js';
+import { trainingPort } from './port.js';
+import type { Trainer } from './trainer.js';
+
+/** Anything that yields batches the way ImageDataset does. */
+export interface BatchSource {
+  readonly length: number;
+  batches(options: { batchSize: number; shuffle?: boolean; seed?: number; epoch?: number; dropLast?: boolean; augment?: AugmentOptions }): AsyncIterable<Batch>;
+}
+
+export interface EvaluateResult {
+  loss: number;
+  top1: number;
+  top5: number;
+  count: number;
+}
+
+/** Mean loss, top-1 and top-5 accuracy over a data set, in eval mode, without gradients. */
+export async function evaluate(model: ResNet, data: BatchSource, options: { batchSize?: number } = {}): Promise<EvaluateResult> {
+  const batchSize = v.positiveInteger('batchSize', options.batchSize ?? 256);
+  const port = model[trainingPort]();
+  let lossSum = 0;
+  let top1 = 0;
+  let top5 = 0;
+  let count = 0;
+  for await (const batch of data.batches({ batchSize })) {
+    const r = await port.evaluate(batch.images, batch.labels);
+    lossSum += r.lossSum;
+    top1 += r.top1;
+    top5 += r.top5;
+    count += r.count;
+  }
+  return { loss: count ? lossSum / count : 0, top1: count ? top1 / count : 0, top5: count ? top5 / count : 0, count };
+}
+
+export interface FitProgress {
+  epoch: number;
+  epochs: number;
+  /** Batches done in this epoch, and in it. */
+  batch: number;
+  batches: number;
+  iteration: number;
+  loss: number;
+  accuracy: number;
+  lr: number;
+  imagesPerSecond: number;
+}
+
+export interface EpochReport {
+  epoch: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  imagesPerSecond: number;
+  seconds: number;
+  val?: EvaluateResult;
+  checkpoint?: string;
+}
+
+export interface FitOptions {
+  train: BatchSource;
+  val?: BatchSource;
+  epochs: number;
+  trainer: Trainer;
+  batchSize?: number;
+  augment?: AugmentOptions;
+  /** Seeds shuffling and augmentation (epoch e uses seed and e). Default 0. */
+  seed?: number;
+  /** Write checkpoint-<epoch>.safetensors here after every epoch. */
+  checkpointDir?: string;
+  onProgress?: (progress: FitProgress) => void;
+  /** Calls onProgress every this many batches (and at each epoch's end). Default 20. */
+  progressEvery?: number;
+}
+
+export interface FitReport {
+  epochs: EpochReport[];
+  iterations: number;
+  seconds: number;
+}
+
+const fitOptionNames = ['train', 'val', 'epochs', 'trainer', 'batchSize', 'augment', 'seed', 'checkpointDir', 'onProgress', 'progressEvery'];
+
+/**
+ * Trains for `epochs` epochs. A trainer restored from a checkpoint (loadCheckpoint) resumes at its
+ * iteration: the epoch and batch it stopped at, with the same shuffling and augmentation, so a
+ * resumed run ends with the weights an uninterrupted run ends with.
+ */
+export async function fit(model: ResNet, options: FitOptions): Promise<FitReport> {
+  v.knownKeys('fit', v.plainObject('options', options), fitOptionNames);
+  const { train, val, trainer, augment, checkpointDir, onProgress } = options;
+  const epochs = v.positiveInteger('epochs', options.epochs);
+  const batchSize = v.positiveInteger('batchSize', options.batchSize ?? 128);
+  const seed = v.nonNegativeInteger('seed', options.seed ?? 0);
+  const every = v.positiveInteger('progressEvery', options.progressEvery ?? 20);
+  const perEpoch = Math.floor(train.length / batchSize); // dropLast: every step sees a full batch
+  if (perEpoch === 0) throw v.invalid(`at most ${train.length} (the training set's size)`, 'batchSize', batchSize);
+  if (checkpointDir !== undefined) await mkdir(checkpointDir, { recursive: true });
+
+  const started = performance.now();
+  const report: EpochReport[] = [];
+  for (let epoch = Math.floor(trainer.iteration / perEpoch); epoch < epochs; epoch++) {
+    const skip = trainer.iteration - epoch * perEpoch; // batches this epoch already did before a resume
+    const epochStart = performance.now();
+    let lossSum = 0;
+    let correct = 0;
+    let seen = 0;
+    let index = 0;
+    for await (const batch of train.batches({ batchSize, shuffle: true, seed, epoch, dropLast: true, ...(augment && { augment }) })) {
+      if (index++ < skip) continue;
+      const r = await trainer.step(batch.images, batch.labels);
+      lossSum += r.loss * r.count;
+      correct += r.correct;
+      seen += r.count;
+      if (onProgress && (index % every === 0 || index === perEpoch)) {
+        const seconds = (performance.now() - epochStart) / 1000;
+        onProgress({ epoch, epochs, batch: index, batches: perEpoch, iteration: r.iteration, loss: r.loss, accuracy: r.accuracy, lr: r.lr, imagesPerSecond: seen / seconds });
+      }
+    }
+    const seconds = (performance.now() - epochStart) / 1000;
+    const entry: EpochReport = { epoch, trainLoss: seen ? lossSum / seen : 0, trainAccuracy: seen ? correct / seen : 0, imagesPerSecond: seen / seconds, seconds };
+    if (val) entry.val = await evaluate(model, val, { batchSize: Math.max(batchSize, 256) });
+    if (checkpointDir !== undefined) {
+      entry.checkpoint = join(checkpointDir, `checkpoint-${epoch + 1}.safetensors`);
+      await saveCheckpoint(entry.checkpoint, model, trainer);
+    }
+    report.push(entry);
+  }
+  return { epochs: report, iterations: trainer.iteration, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Weights, optimizer state and schedule position in one safetensors file. */
+export async function saveCheckpoint(path: string, model: ResNet, trainer: Trainer): Promise<void> {
+  const tensors: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(await model.stateDict())) tensors[`model.${k}`] = t;
+  const state = await trainer.state();
+  for (const [k, t] of Object.entries(state.optimizer)) tensors[`optimizer.${k}`] = t;
+  await writeSafetensors(path, tensors, {
+    format: 'libtorch-resnet-checkpoint',
+    arch: model.arch,
+    iteration: String(state.iteration),
+    trainer: JSON.stringify({ optimizer: trainer.options.optimizer, schedule: trainer.schedule }),
+  });
+}
+
+/** Restores a checkpoint into a model and a trainer configured like the one that wrote it. */
+export async function loadCheckpoint(path: string, model: ResNet, trainer: Trainer): Promise<{ iteration: number }> {
+  const { tensors, metadata } = await readSafetensors(path);
+  if (metadata.format !== 'libtorch-resnet-checkpoint') {
+    throw new WeightsError(`'${path}' is not a libtorch-resnet training checkpoint (it has no format 'libtorch-resnet-checkpoint' in its metadata)`);
+  }
+  const weights: Record<string, Tensor> = {};
+  const optimizer: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(tensors)) {
+    if (k.startsWith('model.')) weights[k.slice(6)] = t;
+    else if (k.startsWith('optimizer.')) optimizer[k.slice(10)] = t;
+  }
+  await model.loadStateDict(weights);
+  const iteration = Number(metadata.iteration);
+  await trainer.loadState({ iteration, optimizer });
+  return { iteration };
+}

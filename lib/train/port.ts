@@ -1,0 +1,19 @@
+// What training needs from a model, handed out by ResNet under a module-private symbol so that the
+// trainer reaches the native calls without making them part of ResNet's public surface.
+import type { NativeEvalResult, NativeStepResult, NativeTrainOptions } from '../native.js';
+import type { Tensor } from '../tensor.js';
+
+export const trainingPort = Symbol('libtorch-resnet.trainingPort');
+
+export interface TrainingPort {
+  /** Parameter names in state_dict order (for freeze prefixes and checkpoints). */
+  parameterNames(): Promise<string[]>;
+  configure(options: NativeTrainOptions): Promise<void>;
+  step(images: Tensor, labels: Tensor, lr: number): Promise<NativeStepResult>;
+  evaluate(images: Tensor, labels: Tensor): Promise<NativeEvalResult>;
+  optimizerState(): Promise<Record<string, Tensor>>;
+  loadOptimizerState(state: Record<string, Tensor>): Promise<void>;
+  numClasses: number;
+  /** Stages of the network ('layer1' ... 'layer4' or 'layer3'), for freezeUpTo. */
+  stages: string[];
+}

@@ -1,0 +1,34 @@
+// Model's private state, shared by the translation units that implement Model (model.cpp for
+// inference and state dicts, trainer.cpp for training). Internal to native/core.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model.h"
+#include "resnet.h"
+
+namespace resnet {
+
+class Trainer;
+
+struct Model::Impl {
+  ResNetSpec spec;
+  ResNet net{nullptr};
+  torch::Device device{torch::kCPU};
+  std::unique_ptr<Trainer> trainer;
+
+  Impl();
+  ~Impl();
+
+  // Parameters and buffers in PyTorch's state_dict order.
+  std::vector<std::pair<std::string, at::Tensor>> state() const;
+  // Checks a host tensor that must hold images [N, in_channels, H, W] (float32).
+  at::Tensor images_on_device(const HostTensor& images) const;
+  // Checks a host tensor of int64 class indices [N] matching `batch`.
+  at::Tensor labels_on_device(const HostTensor& labels, int64_t batch) const;
+};
+
+}  // namespace resnet

@@ -1,0 +1,43 @@
+// One training step as PyTorch does it: forward in train mode, cross-entropy, backward, optimizer
+// step. The optimizers are written out (not torch::optim) so that their arithmetic follows
+// torch.optim.SGD / torch.optim.AdamW of PyTorch 1.13 step for step, and so that their state is
+// plain named tensors a checkpoint can hold. Internal to native/core.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model_impl.h"
+
+namespace resnet {
+
+class Trainer {
+ public:
+  Trainer(Model::Impl& model, const TrainOptions& options);
+  StepResult step(const HostTensor& images, const HostTensor& labels, double lr);
+  // "<param>.momentum_buffer" (SGD), "<param>.exp_avg" / ".exp_avg_sq" / ".step" (AdamW).
+  std::vector<std::pair<std::string, at::Tensor>> state() const;
+  void load_state(const std::vector<std::pair<std::string, at::Tensor>>& state);
+  void to(const torch::Device& device);
+
+ private:
+  struct Param {
+    std::string name;
+    at::Tensor tensor;
+    double weight_decay;
+  };
+  void update(Param& p, double lr);
+  at::Tensor loss_of(const at::Tensor& logits, const at::Tensor& labels, bool sum) const;
+
+  Model::Impl& model_;
+  TrainOptions options_;
+  at::Tensor class_weights_;
+  std::vector<Param> params_;                 // trainable, in state_dict order
+  std::map<std::string, at::Tensor> state_;  // optimizer state by "<param>.<slot>"
+};
+
+EvalResult evaluate_batch(Model::Impl& model, const HostTensor& images, const HostTensor& labels);
+
+}  // namespace resnet

@@ -1,0 +1,142 @@
+// Batches are built off the main thread, ahead of a slow consumer, and the worker ends with the
+// iteration: on completion, on break, and it never holds the process open when idle.
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FashionMNIST } from '../lib/data/datasets.ts';
+import type { ImageDataset } from '../lib/data/dataset.ts';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+let fashion: Promise<ImageDataset> | undefined;
+const loadFashion = () => (fashion ??= FashionMNIST.load({ split: 'train' }));
+const cropFlip = { crop: { padding: 4 }, hflip: true };
+
+test.serial('a slow consumer never waits: the producer stays ahead by the prefetch depth, no further', async (t) => {
+  const ds = await loadFashion();
+  const it = ds.batches({ batchSize: 128, shuffle: true, seed: 1, augment: cropFlip, prefetch: 2 });
+  const ahead: number[] = [];
+  let waitedAfterFirst = 0;
+  for await (const batch of it) {
+    t.deepEqual(batch.images.shape, [128, 1, 28, 28]);
+    if (it.consumed === 1) waitedAfterFirst = it.waitMs; // the first batch waits for the worker to start
+    await sleep(50); // the "training step"
+    ahead.push(it.produced - it.consumed);
+    if (it.consumed === 12) break;
+  }
+  const waited = it.waitMs - waitedAfterFirst;
+  t.log(`batches ready when the consumer came back: ${ahead.join(' ')}; waited ${waited.toFixed(1)} ms after the first batch`);
+  t.true(ahead.every((n) => n >= 1), 'the next batch was always ready');
+  t.true(ahead.every((n) => n <= 2), 'never more than prefetch batches ahead');
+  t.true(waited < 50, `waited ${waited} ms`);
+  t.false(it.running, 'breaking out ended the worker');
+});
+
+test.serial('the event loop keeps turning while 20 batches of 128 are built, and the work is not on the main thread', async (t) => {
+  const ds = await loadFashion();
+  for await (const _ of ds.batches({ batchSize: 128, prefetch: 1 })) break; // warm up the main thread's code paths
+  let ticks = 0;
+  let last = performance.now();
+  let longestGap = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    longestGap = Math.max(longestGap, now - last);
+    last = now;
+    ticks++;
+  }, 5);
+  const started = performance.now();
+  const it = ds.batches({ batchSize: 128, shuffle: true, seed: 2, augment: { ...cropFlip, randomErasing: {} } });
+  // Starting a worker costs the main thread a few ms (the Worker constructor): measure from the
+  // first batch on, when only building and delivering batches remain.
+  let before = performance.eventLoopUtilization();
+  let buildBefore = 0;
+  let images = 0;
+  for await (const batch of it) {
+    if (it.consumed === 1) [before, buildBefore] = [performance.eventLoopUtilization(), it.buildMs];
+    else images += batch.labels.shape[0]!;
+    if (it.consumed === 21) break;
+  }
+  const elapsed = performance.now() - started;
+  const mainThread = performance.eventLoopUtilization(before);
+  const building = it.buildMs - buildBefore;
+  clearInterval(timer);
+  t.is(images, 20 * 128);
+  t.log(
+    `21 batches in ${elapsed.toFixed(0)} ms; timer fired ${ticks} times, longest gap ${longestGap.toFixed(1)} ms; ` +
+      `after the first batch: main thread busy ${mainThread.active.toFixed(1)} ms, worker building ${building.toFixed(1)} ms`,
+  );
+  t.true(ticks >= elapsed / 5 / 4, `${ticks} ticks in ${elapsed} ms`);
+  t.true(longestGap < 100, `longest gap ${longestGap} ms`);
+  // Had the batches been built here, the main thread would have been busy at least as long.
+  t.true(mainThread.active < building, `main thread ${mainThread.active} ms, worker ${building} ms`);
+});
+
+test.serial('producer throughput: a Fashion-MNIST epoch, batch 128, crop + flip', async (t) => {
+  const ds = await loadFashion();
+  const started = performance.now();
+  const it = ds.batches({ batchSize: 128, shuffle: true, seed: 3, augment: cropFlip, prefetch: 4 });
+  let images = 0;
+  for await (const batch of it) images += batch.labels.shape[0]!;
+  const seconds = (performance.now() - started) / 1000;
+  const rate = images / seconds;
+  t.log(`${images} images in ${(seconds * 1000).toFixed(0)} ms: ${Math.round(rate)} images/s delivered (worker build ${Math.round(images / (it.buildMs / 1000))} images/s)`);
+  t.is(images, 60000);
+  t.true(rate > 20000, `${rate} images/s`);
+  t.false(it.running, 'the worker ends when the last batch has arrived');
+});
+
+/** Runs `code` (ESM, with the TypeScript sources importable) in a fresh node; resolves with its exit. */
+function runNode(code: string, timeoutMs = 30000): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', code], { cwd: repo });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: performance.now() - started });
+    });
+  });
+}
+
+const childPrelude = `
+  import { ImageDataset } from './lib/data/dataset.ts';
+  const ds = new ImageDataset({ pixels: new Uint8Array(1000 * 64), shape: [1000, 1, 8, 8], labels: new Array(1000).fill(0), classes: ['a'] });
+`;
+
+test('breaking out of the loop ends the worker: the process exits by itself', async (t) => {
+  const result = await runNode(`${childPrelude}
+    const it = ds.batches({ batchSize: 10, prefetch: 5 });
+    for await (const batch of it) { if (it.consumed === 3) break; }
+    console.log('after break, running:', it.running);
+  `);
+  t.is(result.stderr, '');
+  t.is(result.code, 0);
+  t.is(result.stdout.trim(), 'after break, running: false');
+});
+
+test('an iterator abandoned mid-epoch (no break, no return) does not keep the process alive', async (t) => {
+  const result = await runNode(`${childPrelude}
+    const it = ds.batches({ batchSize: 10, prefetch: 5 });
+    await it.next();
+    await new Promise((resolve) => setTimeout(resolve, 200)); // let the prefetched batches arrive: the worker is idle
+    console.log('abandoned with the worker', it.running ? 'alive' : 'gone', 'and', it.produced, 'batches produced');
+  `);
+  t.is(result.stderr, '');
+  t.is(result.code, 0);
+  t.is(result.stdout.trim(), 'abandoned with the worker alive and 6 batches produced');
+});
+
+test('a consumer awaiting a batch keeps the process alive until it arrives', async (t) => {
+  const result = await runNode(`${childPrelude}
+    const it = ds.batches({ batchSize: 1000, prefetch: 0 });
+    const { value } = await it.next(); // nothing else holds the event loop open meanwhile
+    console.log('got', value.indices.length);
+  `);
+  t.is(result.code, 0);
+  t.is(result.stdout.trim(), 'got 1000');
+});

@@ -1,11 +1,10 @@
 // Forward-pass benchmark: ours beside Python PyTorch (eager) on the same machine, in the same
 // run, with the same thread count. Warm-up runs are excluded; medians are reported.
 //   npm run bench -- [--arch resnet50] [--batches 1,8] [--runs 10] [--threads N]
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { createModel, getNumThreads, libtorchVersion, setNumThreads, Tensor, type ArchitectureName } from '../lib/index.ts';
+import { median, runPython, timeRuns, writeResult } from './util.ts';
 
 const { values } = parseArgs({
   options: {
@@ -15,7 +14,6 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '2' },
     threads: { type: 'string' },
-    python: { type: 'string', default: '/usr/bin/python3' },
   },
 });
 const arch = values.arch as ArchitectureName;
@@ -25,25 +23,16 @@ const warmup = Number(values.warmup);
 if (values.threads) setNumThreads(Number(values.threads));
 const threads = getNumThreads();
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
 interface Row { runtime: string; arch: string; batch: number; threads: number; medianMs: number; imagesPerSecond: number; timesMs: number[] }
 const rows: Row[] = [];
 
 const model = await createModel(arch, { seed: 0 });
 for (const batch of values.batches.split(',').map(Number)) {
   const x = new Tensor(Float32Array.from({ length: batch * 3 * size * size }, () => Math.random() * 2 - 1), [batch, 3, size, size]);
-  const times: number[] = [];
-  for (let i = 0; i < warmup + runs; i++) {
-    const start = performance.now();
-    await model.forward(x);
-    if (i >= warmup) times.push(performance.now() - start);
-  }
+  const times = await timeRuns(() => model.forward(x), runs, warmup);
   rows.push({ runtime: 'libtorch-resnet', arch, batch, threads, medianMs: median(times), imagesPerSecond: (batch * 1000) / median(times), timesMs: times });
 
-  const py = JSON.parse(
-    execFileSync(values.python, ['bench/torch_forward.py', '--arch', arch, '--batch', String(batch), '--size', String(size), '--threads', String(threads), '--warmup', String(warmup), '--runs', String(runs)], { encoding: 'utf8' }),
-  ) as { times_ms: number[]; threads: number };
+  const py = runPython<{ times_ms: number[]; threads: number }>('bench/torch_forward.py', ['--arch', arch, '--batch', String(batch), '--size', String(size), '--threads', String(threads), '--warmup', String(warmup), '--runs', String(runs)]);
   rows.push({ runtime: 'pytorch-eager', arch, batch, threads: py.threads, medianMs: median(py.times_ms), imagesPerSecond: (batch * 1000) / median(py.times_ms), timesMs: py.times_ms });
 }
 model.dispose();
@@ -55,5 +44,4 @@ for (const row of rows) {
   const ours = rows.find((r) => r.runtime === 'libtorch-resnet' && r.batch === row.batch)!;
   console.log(`| ${row.runtime} | ${row.batch} | ${row.medianMs.toFixed(1)} | ${row.imagesPerSecond.toFixed(2)} | ${(ours.imagesPerSecond / row.imagesPerSecond).toFixed(2)}x |`);
 }
-mkdirSync('bench/results', { recursive: true });
-writeFileSync('bench/results/forward.json', JSON.stringify({ date: new Date().toISOString(), rows }, null, 2));
+writeResult('forward', { rows });

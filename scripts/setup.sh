@@ -5,4 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-system-deps.sh
-npm ci --no-audit --no-fund
+# onnxruntime-node (a dev dependency, for the benchmarks) ships its CPU binary in the package; its
+# install script would otherwise try to fetch CUDA add-ons from the internet.
+ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund

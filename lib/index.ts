@@ -55,3 +55,4 @@ export { lrAt, resolveSchedule, scheduleTypes, type ResolvedSchedule, type Sched
 export { Trainer, type OptimizerOptions, type StepResult, type TrainerOptions, type TrainerState } from './train/trainer.js';
 export { evaluate, fit, loadCheckpoint, saveCheckpoint, type BatchSource, type EpochReport, type EvaluateResult, type FitOptions, type FitProgress, type FitReport } from './train/fit.js';
 export { readPth, writePth } from './weights/pth.js';
+export { FeatureMap, featureLayout, type FeatureLayout } from './features.js';

@@ -10,6 +10,7 @@ import { loadWeights, saveWeights, type LoadWeightsOptions, type SaveWeightsOpti
 import { progressReporter, type ProgressOption } from './weights/progress.js';
 import type { WeightsEntry } from './weights/registry.js';
 import { trainingPort, type TrainingPort } from './train/port.js';
+import { FeatureMap, featureLayout } from './features.js';
 import { Trainer, type TrainerOptions } from './train/trainer.js';
 
 export interface LoadStateDictOptions {
@@ -115,6 +116,31 @@ export class ResNet implements Disposable {
     const trace = new Error();
     const x = this.#checkInput(input);
     return (await this.#call(() => this.#native.forward(x), trace, toTensor)) as Tensor<Float32Array>;
+  }
+
+  /**
+   * Intermediate feature maps for detection and retrieval backbones: 'stem', 'layer1' ...
+   * 'layer4' ('layer3' for the CIFAR nets), and 'pool' (the [N, C] global-average-pooled
+   * embedding). Each comes back with its stride and channel count. Work stops at the deepest map
+   * asked for.
+   */
+  async features(input: Tensor | TensorLike, options: { layers?: string[] } = {}): Promise<Record<string, FeatureMap>> {
+    const trace = new Error();
+    v.knownKeys('features', v.plainObject('options', options), ['layers']);
+    const layout = featureLayout(this.config);
+    const names = options.layers ?? layout.filter((l) => l.name.startsWith('layer')).map((l) => l.name);
+    const known = layout.map((l) => l.name);
+    if (!Array.isArray(names) || names.length === 0) throw v.invalid(`a non-empty array of ${known.join(', ')}`, 'layers', names);
+    names.forEach((name, i) => v.oneOf(`layers[${i}]`, name, known));
+    const x = this.#checkInput(input);
+    return this.#call(() => this.#native.features(x, [...new Set(names)]), trace, (maps) => {
+      const out: Record<string, FeatureMap> = {};
+      for (const map of maps) {
+        const info = layout.find((l) => l.name === map.name)!;
+        out[map.name] = new FeatureMap(new Float32Array(map.buffer), map.shape, info.stride, info.channels);
+      }
+      return out;
+    });
   }
 
   /** BatchNorm uses running statistics (the state after creation). */

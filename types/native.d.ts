@@ -70,6 +70,8 @@ export interface NativeEvalResult {
 /** One model and its executor thread. Every method that touches LibTorch returns a Promise. */
 export interface NativeModel {
   forward(input: NativeTensorIn): Promise<NativeTensorOut>;
+  /** Maps by name ('stem', 'layer1'.., 'pool'), in the order asked for. */
+  features(input: NativeTensorIn, names: string[]): Promise<Array<NativeTensorOut & { name: string }>>;
   setTraining(training: boolean): Promise<void>;
   stateDict(): Promise<Array<NativeTensorOut & { name: string }>>;
   loadStateDict(

@@ -9,6 +9,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
   return DefineClass(env, "NativeModel",
                      {
                          InstanceMethod<&ModelWrap::Forward>("forward"),
+                         InstanceMethod<&ModelWrap::Features>("features"),
                          InstanceMethod<&ModelWrap::SetTraining>("setTraining"),
                          InstanceMethod<&ModelWrap::StateDict>("stateDict"),
                          InstanceMethod<&ModelWrap::LoadStateDict>("loadStateDict"),
@@ -80,6 +81,18 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
   return Enqueue(info.Env(), [input](Model& model) -> Finish {
     HostTensor output = model.forward(input);
     return [output](Napi::Env env) -> Napi::Value { return TensorToJs(env, output); };
+  });
+}
+
+Napi::Value ModelWrap::Features(const Napi::CallbackInfo& info) {
+  HostTensor input = TensorFromJs(info.Env(), info[0], "input");
+  if (!info[1].IsArray()) ThrowInvalid(info.Env(), "Expected an array of feature map names");
+  std::vector<std::string> names;
+  Napi::Array array = info[1].As<Napi::Array>();
+  for (uint32_t i = 0; i < array.Length(); ++i) names.push_back(array.Get(i).ToString().Utf8Value());
+  return Enqueue(info.Env(), [input, names](Model& model) -> Finish {
+    NamedTensors maps = model.features(input, names);
+    return [maps](Napi::Env env) -> Napi::Value { return NamedTensorsToJs(env, maps); };
   });
 }
 

@@ -138,6 +138,21 @@ HostTensor Model::forward(const HostTensor& input) {
   return to_host(impl_->net->forward(x));
 }
 
+NamedTensors Model::features(const HostTensor& input, const std::vector<std::string>& names) {
+  at::Tensor x = impl_->images_on_device(input);
+  std::vector<std::pair<std::string, at::Tensor>> maps;
+  if (impl_->net->is_training()) {
+    torch::NoGradGuard no_grad;
+    maps = impl_->net->features(x, names);
+  } else {
+    c10::InferenceMode inference;
+    maps = impl_->net->features(x, names);
+  }
+  NamedTensors out;
+  for (const auto& [name, map] : maps) out.emplace_back(name, to_host(map));
+  return out;
+}
+
 void Model::set_training(bool training) { impl_->net->train(training); }
 bool Model::training() const { return impl_->net->is_training(); }
 

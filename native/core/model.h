@@ -26,6 +26,9 @@ class Model {
   // BatchNorm running statistics, exactly as torchvision's model.train() forward does.
   HostTensor forward(const HostTensor& input);
 
+  // Intermediate feature maps ("stem", "layer1".., "pool"), in the order asked for, on the host.
+  NamedTensors features(const HostTensor& input, const std::vector<std::string>& names);
+
   void set_training(bool training);
   bool training() const;
 

@@ -5,6 +5,7 @@
 #include <torch/nn/functional/pooling.h>
 #include <torch/nn/init.h>
 
+#include <map>
 #include <sstream>
 
 namespace resnet {
@@ -199,6 +200,35 @@ void ResNetImpl::initialize() {
       }
     }
   }
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> ResNetImpl::features(
+    torch::Tensor x, const std::vector<std::string>& names) {
+  // Stage order: stem = 0, layer1..layerN = 1..N, pool = N + 1.
+  auto depth_of = [this](const std::string& name) -> int64_t {
+    if (name == "stem") return 0;
+    if (name == "pool") return static_cast<int64_t>(stages_.size()) + 1;
+    for (size_t i = 0; i < stages_.size(); ++i) {
+      if (name == "layer" + std::to_string(i + 1)) return static_cast<int64_t>(i) + 1;
+    }
+    throw Error(codes::kInvalidArgument, "unknown feature map '" + name + "'");
+  };
+  int64_t deepest = 0;
+  for (const auto& name : names) deepest = std::max(deepest, depth_of(name));
+  std::map<int64_t, torch::Tensor> maps;
+  x = F::relu(bn1(conv1(x)), F::ReLUFuncOptions(true));
+  if (maxpool) x = maxpool(x);
+  maps[0] = x;
+  for (size_t i = 0; i < stages_.size() && static_cast<int64_t>(i) < deepest; ++i) {
+    x = stages_[i]->forward(x);
+    maps[static_cast<int64_t>(i) + 1] = x;
+  }
+  if (deepest == static_cast<int64_t>(stages_.size()) + 1) {
+    maps[deepest] = torch::flatten(F::adaptive_avg_pool2d(x, F::AdaptiveAvgPool2dFuncOptions(1)), 1);
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& name : names) out.emplace_back(name, maps.at(depth_of(name)));
+  return out;
 }
 
 torch::Tensor ResNetImpl::forward(torch::Tensor x) {

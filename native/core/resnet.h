@@ -87,6 +87,10 @@ class ResNetImpl : public torch::nn::Module {
  public:
   explicit ResNetImpl(const ResNetSpec& spec);
   torch::Tensor forward(torch::Tensor x);
+  // Intermediate maps by name: "stem" (after the stem, max pool included), "layer1"..."layerN",
+  // "pool" (global average pool, [N, C]). Stops after the deepest one asked for.
+  std::vector<std::pair<std::string, torch::Tensor>> features(torch::Tensor x,
+                                                              const std::vector<std::string>& names);
   const ResNetSpec& spec() const { return spec_; }
 
  private:

@@ -18,6 +18,7 @@
         "native/core/host_tensor.cpp",
         "native/core/runtime.cpp",
         "native/core/trainer.cpp",
+        "native/core/engine.cpp",
         "native/binding/addon.cc",
         "native/binding/model_wrap.cc",
         "native/binding/executor.cc",

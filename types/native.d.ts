@@ -73,6 +73,8 @@ export interface NativeModel {
   /** Maps by name ('stem', 'layer1'.., 'pool'), in the order asked for. */
   features(input: NativeTensorIn, names: string[]): Promise<Array<NativeTensorOut & { name: string }>>;
   setTraining(training: boolean): Promise<void>;
+  /** Eval-mode forward through the optimized graph (true, the default) or the plain modules. */
+  setInferenceEngine(enabled: boolean): Promise<void>;
   stateDict(): Promise<Array<NativeTensorOut & { name: string }>>;
   loadStateDict(
     entries: Array<NativeTensorIn & { name: string }>,

@@ -11,6 +11,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Forward>("forward"),
                          InstanceMethod<&ModelWrap::Features>("features"),
                          InstanceMethod<&ModelWrap::SetTraining>("setTraining"),
+                         InstanceMethod<&ModelWrap::SetInferenceEngine>("setInferenceEngine"),
                          InstanceMethod<&ModelWrap::StateDict>("stateDict"),
                          InstanceMethod<&ModelWrap::LoadStateDict>("loadStateDict"),
                          InstanceMethod<&ModelWrap::To>("to"),
@@ -100,6 +101,14 @@ Napi::Value ModelWrap::SetTraining(const Napi::CallbackInfo& info) {
   const bool training = info[0].ToBoolean().Value();
   return Enqueue(info.Env(), [training](Model& model) -> Finish {
     model.set_training(training);
+    return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
+  });
+}
+
+Napi::Value ModelWrap::SetInferenceEngine(const Napi::CallbackInfo& info) {
+  const bool enabled = info[0].ToBoolean().Value();
+  return Enqueue(info.Env(), [enabled](Model& model) -> Finish {
+    model.set_inference_engine(enabled);
     return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
   });
 }

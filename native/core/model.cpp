@@ -135,6 +135,10 @@ HostTensor Model::forward(const HostTensor& input) {
     return to_host(impl_->net->forward(x));
   }
   c10::InferenceMode inference;
+  if (impl_->use_engine) {
+    if (!impl_->engine) impl_->engine = std::make_unique<InferenceEngine>(impl_->spec, impl_->state());
+    return to_host(impl_->engine->forward(x));
+  }
   return to_host(impl_->net->forward(x));
 }
 
@@ -153,7 +157,15 @@ NamedTensors Model::features(const HostTensor& input, const std::vector<std::str
   return out;
 }
 
-void Model::set_training(bool training) { impl_->net->train(training); }
+void Model::set_training(bool training) {
+  impl_->net->train(training);
+  impl_->engine.reset();
+}
+
+void Model::set_inference_engine(bool enabled) {
+  impl_->use_engine = enabled;
+  impl_->engine.reset();
+}
 bool Model::training() const { return impl_->net->is_training(); }
 
 NamedTensors Model::state_dict() const {
@@ -243,6 +255,7 @@ LoadResult Model::load_state_dict(const NamedTensors& tensors, bool strict,
   torch::NoGradGuard no_grad;
   for (auto& [target, source] : copies) target.copy_(view_host(*source));
   for (auto& counter : reset_counters) counter.zero_();
+  impl_->engine.reset();
   return result;
 }
 
@@ -264,6 +277,7 @@ void Model::to(const std::string& device) {
   const torch::Device target = parse_device(device);
   impl_->net->to(target);
   impl_->device = target;
+  impl_->engine.reset();
   if (impl_->trainer) impl_->trainer->to(target);
 }
 

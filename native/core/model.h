@@ -31,6 +31,8 @@ class Model {
 
   void set_training(bool training);
   bool training() const;
+  // Eval-mode forward through the optimized inference engine (default) or the plain modules.
+  void set_inference_engine(bool enabled);
 
   // Parameters and buffers in torchvision's state_dict order and names, copied to the host.
   NamedTensors state_dict() const;

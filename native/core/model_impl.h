@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine.h"
 #include "model.h"
 #include "resnet.h"
 
@@ -19,6 +20,9 @@ struct Model::Impl {
   ResNet net{nullptr};
   torch::Device device{torch::kCPU};
   std::unique_ptr<Trainer> trainer;
+  // Eval-mode forward's optimized graph; built on first use, dropped when weights or mode change.
+  std::unique_ptr<InferenceEngine> engine;
+  bool use_engine = true;
 
   Impl();
   ~Impl();

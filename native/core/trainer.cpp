@@ -80,6 +80,7 @@ at::Tensor Trainer::loss_of(const at::Tensor& logits, const at::Tensor& labels, 
 StepResult Trainer::step(const HostTensor& images, const HostTensor& labels, double lr) {
   at::Tensor x = model_.images_on_device(images);
   at::Tensor y = model_.labels_on_device(labels, x.size(0));
+  model_.engine.reset();  // the weights are about to change
   TrainModeScope mode(model_.net, options_.freeze_batchnorm);
 
   for (auto& p : params_) p.tensor.mutable_grad().reset();  // zero_grad(set_to_none=True)

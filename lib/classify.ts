@@ -1,0 +1,59 @@
+// classify(): images in, top-k labels out, preprocessed as the model's weights were trained
+// (torchvision's ImageClassification recipe of the weights entry, or ImageNet's defaults).
+import { fromTransforms, preprocessBatch, type ImageInput, type PreprocessOptions } from './image/preprocess.js';
+import type { Tensor } from './tensor.js';
+import * as v from './validate.js';
+import { imagenetCategories, type WeightsEntry } from './weights/registry.js';
+
+export interface ClassifyOptions {
+  /** How many classes per image, best first. Default 5. */
+  topk?: number;
+  /** Class names by index. Default: the weights' categories (ImageNet), else the index as text. */
+  labels?: readonly string[];
+  /** Preprocessing. Default: the weights' recipe, else resize 256, crop 224, ImageNet mean/std. */
+  preprocess?: PreprocessOptions;
+}
+
+export interface Prediction {
+  label: string;
+  index: number;
+  /** Softmax probability. */
+  score: number;
+}
+
+export function classifyPreprocessing(weights: WeightsEntry | null, options: ClassifyOptions): PreprocessOptions {
+  return options.preprocess ?? (weights ? fromTransforms(weights.transforms) : {});
+}
+
+/** Softmax of each row, then the `topk` best classes of each, with labels. */
+export function topPredictions(logits: Tensor<Float32Array>, topk: number, labels: readonly string[] | null): Prediction[][] {
+  const [rows, classes] = logits.shape as [number, number];
+  const out: Prediction[][] = [];
+  for (let r = 0; r < rows; r++) {
+    const row = logits.data.subarray(r * classes, (r + 1) * classes);
+    let max = -Infinity;
+    for (const x of row) max = Math.max(max, x);
+    let sum = 0;
+    for (const x of row) sum += Math.exp(x - max);
+    const order = [...row.keys()].sort((a, b) => row[b]! - row[a]!).slice(0, Math.min(topk, classes));
+    out.push(order.map((index) => ({ label: labels?.[index] ?? String(index), index, score: Math.exp(row[index]! - max) / sum })));
+  }
+  return out;
+}
+
+export function resolveClassify(weights: WeightsEntry | null, numClasses: number, options: ClassifyOptions) {
+  v.knownKeys('classify', v.plainObject('options', options), ['topk', 'labels', 'preprocess']);
+  const topk = v.positiveInteger('topk', options.topk ?? 5);
+  const labels = options.labels ?? (weights || numClasses === 1000 ? imagenetCategories() : null);
+  if (labels !== null && (!Array.isArray(labels) || labels.length !== numClasses)) {
+    throw v.invalid(`an array of ${numClasses} labels`, 'labels', labels);
+  }
+  return { topk, labels, preprocess: classifyPreprocessing(weights, options) };
+}
+
+export async function imagesToBatch(images: readonly ImageInput[] | ImageInput, preprocess: PreprocessOptions): Promise<{ batch: Tensor<Float32Array>; single: boolean }> {
+  const single = !Array.isArray(images);
+  const list = (single ? [images] : images) as readonly ImageInput[];
+  if (list.length === 0) throw v.invalid('at least one image', 'images', images);
+  return { batch: await preprocessBatch(list, preprocess), single };
+}

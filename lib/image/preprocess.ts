@@ -1,0 +1,323 @@
+// Image files to the input tensor of a pretrained model, as torchvision's ImageClassification
+// transform (torchvision/transforms/_presets.py) makes it from torchvision's default loader:
+//
+//   img = Image.open(path).convert('RGB')            decode to 8-bit RGB
+//   img = F.resize(img, [resize], BILINEAR)           shorter side to `resize` (Pillow, antialiased)
+//   img = F.center_crop(img, [crop])                  centre crop (zero padding if too small)
+//   x = F.convert_image_dtype(F.pil_to_tensor(img), torch.float)       / 255
+//   x = F.normalize(x, mean, std)                     (x - mean) / std, per channel
+//
+// Decoding (sharp, on libuv's thread pool) gives the bytes of Pillow's convert('RGB'): alpha is
+// dropped without compositing, grayscale is replicated, CMYK uses Pillow's formula (not an ICC
+// transform), embedded ICC profiles are ignored (Pillow ignores them too), 16-bit samples keep
+// their high byte (Pillow does so for 16-bit RGB; for 16-bit grayscale it clips to 255 instead,
+// which turns most of the image white: we do not copy that). Two deliberate differences from
+// torchvision's loader: the EXIF orientation is applied, and a GIF's transparent pixels come out
+// black (libvips' GIF loader clears them; Pillow shows the palette colour behind).
+//
+// Resizing: reductions run in sharp (libvips' reduce, with the kernel of the interpolation; it is
+// antialiased like Pillow's and about a quarter of a grey level away on average, see
+// test/image-preprocess.test.ts); enlargements, and every resize with resampler 'pillow', run
+// Pillow's own fixed-point algorithm here (lib/image/resample.ts) on the crop window only, which
+// gives Pillow's bytes exactly. (libvips enlarges on a corner-aligned grid: up to half a pixel of
+// shift, 5 grey levels on average.) Reductions go through an 8-bit RGB copy of the whole image,
+// never through JPEG shrink-on-load, which would not be Pillow's result.
+//
+// The float conversion is torchvision's float32 arithmetic, step by step, through a table per
+// channel: for a given 8-bit crop the tensor is torchvision's to the bit.
+import { availableParallelism } from 'node:os';
+import sharp from 'sharp';
+import { InvalidArgumentError } from '../errors.js';
+import { Tensor } from '../tensor.js';
+import { describe, invalid, knownKeys, oneOf, plainObject, positiveInteger } from '../validate.js';
+import type { WeightsTransforms } from '../weights/registry.js';
+import { ImageError } from './errors.js';
+import { resampleWindow, type ResampleFilter, type Window } from './resample.js';
+
+/** A file path, or the bytes of an encoded image (a Buffer is a Uint8Array). */
+export type ImageInput = string | Uint8Array;
+
+/** torchvision's InterpolationMode values that are supported (Pillow's filters of the same name). */
+export type Interpolation = ResampleFilter;
+export const interpolations: readonly Interpolation[] = Object.freeze(['bilinear', 'bicubic', 'lanczos'] as const);
+
+/**
+ * - 'sharp' (default): reductions in libvips on the thread pool; close to Pillow, not equal.
+ * - 'pillow': every resize in Pillow's arithmetic, on the calling thread: torchvision's tensor
+ *   exactly, at a cost that grows with the input's size (tens of milliseconds for a 12-megapixel
+ *   photo).
+ * Enlargements are computed as Pillow does with either.
+ */
+export type Resampler = 'sharp' | 'pillow';
+export const resamplers: readonly Resampler[] = Object.freeze(['sharp', 'pillow'] as const);
+
+export type RGB = readonly [number, number, number];
+
+export interface PreprocessOptions {
+  /** The shorter side is resized to this (torchvision's resize_size). Default 256. */
+  resize?: number;
+  /** Side of the centre crop (crop_size). Default 224. */
+  crop?: number;
+  /** Per-channel mean subtracted after scaling to [0, 1]. Default ImageNet's (0.485, 0.456, 0.406). */
+  mean?: RGB;
+  /** Per-channel divisor. Default ImageNet's (0.229, 0.224, 0.225). */
+  std?: RGB;
+  /** Default 'bilinear', as every torchvision ResNet weights entry. */
+  interpolation?: Interpolation;
+  resampler?: Resampler;
+}
+
+export interface PreprocessBatchOptions extends PreprocessOptions {
+  /** Images decoded at the same time (each holds its full-size pixels while it is). Default:
+   * the number of CPUs, at most 4 (libuv's default thread-pool size). */
+  concurrency?: number;
+}
+
+export const imagenetMean: RGB = Object.freeze([0.485, 0.456, 0.406] as const);
+export const imagenetStd: RGB = Object.freeze([0.229, 0.224, 0.225] as const);
+
+const optionNames = ['resize', 'crop', 'mean', 'std', 'interpolation', 'resampler'] as const;
+
+// sharp's runtime has 'linear' (libvips' triangle kernel); its 0.33 typings leave it out.
+const sharpKernel: Record<Interpolation, keyof sharp.KernelEnum> = {
+  bilinear: 'linear' as keyof sharp.KernelEnum,
+  bicubic: 'cubic', // Catmull-Rom, as Pillow's BICUBIC (a = -0.5)
+  lanczos: 'lanczos3',
+};
+
+interface Resolved {
+  resize: number;
+  crop: number;
+  interpolation: Interpolation;
+  resampler: Resampler;
+  /** Per channel: byte -> normalised value. */
+  tables: [Float32Array, Float32Array, Float32Array];
+}
+
+function rgb(name: string, value: unknown, positive: boolean): RGB {
+  const ok =
+    Array.isArray(value) &&
+    value.length === 3 &&
+    value.every((v) => typeof v === 'number' && Number.isFinite(v) && (!positive || v > 0));
+  if (!ok) throw invalid(`an array of 3 ${positive ? 'positive ' : ''}finite numbers`, name, value);
+  return value as unknown as RGB;
+}
+
+/** torchvision's arithmetic: uint8 -> float32 / 255, then (x - mean) / std in float32. */
+function tables(mean: RGB, std: RGB): Resolved['tables'] {
+  const make = (c: 0 | 1 | 2) => {
+    const m = Math.fround(mean[c]);
+    const s = Math.fround(std[c]);
+    const table = new Float32Array(256);
+    for (let v = 0; v < 256; v++) table[v] = Math.fround(Math.fround(v / 255) - m) / s;
+    return table;
+  };
+  return [make(0), make(1), make(2)];
+}
+
+function resolve(options: unknown, extra: readonly string[] = []): Resolved {
+  const o = options === undefined ? {} : plainObject('preprocess options', options);
+  knownKeys('preprocess options', o, [...optionNames, ...extra]);
+  return {
+    resize: o.resize === undefined ? 256 : positiveInteger('resize', o.resize),
+    crop: o.crop === undefined ? 224 : positiveInteger('crop', o.crop),
+    interpolation: o.interpolation === undefined ? 'bilinear' : oneOf('interpolation', o.interpolation, interpolations),
+    resampler: o.resampler === undefined ? 'sharp' : oneOf('resampler', o.resampler, resamplers),
+    tables: tables(
+      o.mean === undefined ? imagenetMean : rgb('mean', o.mean, false),
+      o.std === undefined ? imagenetStd : rgb('std', o.std, true),
+    ),
+  };
+}
+
+/** fromTransforms' result: every option set, tuples that the caller may keep and change. */
+export interface TransformsOptions extends PreprocessOptions {
+  resize: number;
+  crop: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+  interpolation: Interpolation;
+}
+
+/** The options that reproduce a weights entry's transforms (e.g. resnet50 IMAGENET1K_V2: resize 232). */
+export function fromTransforms(transforms: WeightsTransforms): TransformsOptions {
+  const t = plainObject('transforms', transforms);
+  return {
+    resize: positiveInteger('transforms.resizeSize', t.resizeSize),
+    crop: positiveInteger('transforms.cropSize', t.cropSize),
+    mean: [...rgb('transforms.mean', t.mean, false)] as [number, number, number],
+    std: [...rgb('transforms.std', t.std, true)] as [number, number, number],
+    interpolation: oneOf('transforms.interpolation', t.interpolation, interpolations),
+  };
+}
+
+function checkInput(name: string, input: unknown): ImageInput {
+  if ((typeof input === 'string' && input.length > 0) || input instanceof Uint8Array) return input;
+  throw invalid('a file path or a Uint8Array', name, input);
+}
+
+function message(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).trim();
+}
+
+interface Pixels {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** Decodes to 8-bit RGB, interleaved, upright, with the bytes Pillow's convert('RGB') gives. */
+async function decode(input: ImageInput): Promise<Pixels> {
+  const source = typeof input === 'string' || Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  // failOn 'error': files with recoverable damage (e.g. extraneous bytes in a JPEG) load, as in
+  // Pillow; truncated files do not. ignoreIcc: Pillow does not colour-manage either.
+  const open = () => sharp(source, { failOn: 'error', ignoreIcc: true });
+  const { space } = await open().metadata();
+  const cmyk = space === 'cmyk';
+  const pipeline = cmyk
+    ? open().rotate().pipelineColourspace('cmyk').toColourspace('cmyk') // raw CMYK, converted below
+    : open().rotate().removeAlpha().toColourspace('srgb');
+  const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  const { width, height, channels } = info;
+  if (!cmyk) {
+    if (channels !== 3) throw new Error(`decoded to ${channels} channels instead of 3`);
+    return { data, width, height };
+  }
+  if (channels < 4) throw new Error(`decoded CMYK to ${channels} channels`);
+  // Pillow's CMYK -> RGB: r = (255 - k) - (255 - k) * c / 255, rounded, in integers.
+  const out = new Uint8Array(width * height * 3);
+  for (let p = 0, i = 0, o = 0; p < width * height; p++, i += channels, o += 3) {
+    const nk = 255 - data[i + 3]!;
+    for (let c = 0; c < 3; c++) {
+      const t = data[i + c]! * nk + 128;
+      out[o + c] = nk - (((t >> 8) + t) >> 8);
+    }
+  }
+  return { data: out, width, height };
+}
+
+/** torchvision's _compute_resized_output_size for a single size: [width, height]. */
+function resizedSize(width: number, height: number, size: number): [number, number] {
+  if (width <= height) return [size, Math.trunc((size * height) / width)];
+  return [Math.trunc((size * width) / height), size];
+}
+
+/** Python's round(): half to even. */
+function roundHalfEven(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  if (d !== 0.5) return Math.round(x);
+  return f % 2 === 0 ? f : f + 1;
+}
+
+/** Where center_crop starts along an axis of length n: negative when it pads (torchvision pads
+ * (crop - n) // 2 before and the rest after, then crops at 0). */
+function cropStart(n: number, crop: number): number {
+  return crop > n ? -Math.floor((crop - n) / 2) : roundHalfEven((n - crop) / 2);
+}
+
+/** Resizes, crops and normalises one decoded image into out[offset ...] (3 x crop x crop). */
+async function transform(pixels: Pixels, o: Resolved, out: Float32Array, offset: number): Promise<void> {
+  const { width, height } = pixels;
+  const { crop } = o;
+  const [outWidth, outHeight] = resizedSize(width, height, o.resize);
+  const startX = cropStart(outWidth, crop);
+  const startY = cropStart(outHeight, crop);
+  const win: Window = {
+    x0: Math.max(0, startX),
+    x1: Math.min(outWidth, startX + crop),
+    y0: Math.max(0, startY),
+    y1: Math.min(outHeight, startY + crop),
+  };
+  const winWidth = win.x1 - win.x0;
+  const winHeight = win.y1 - win.y0;
+
+  let bytes: Uint8Array;
+  if (outWidth === width && outHeight === height) {
+    // torchvision does not resample an image that already has the size.
+    bytes = resampleWindow(pixels.data, width, height, width, height, o.interpolation, win);
+  } else if (o.resampler === 'pillow' || outWidth > width || outHeight > height) {
+    bytes = resampleWindow(pixels.data, width, height, outWidth, outHeight, o.interpolation, win);
+  } else {
+    bytes = await sharp(pixels.data, { raw: { width, height, channels: 3 } })
+      .resize(outWidth, outHeight, { fit: 'fill', kernel: sharpKernel[o.interpolation] })
+      .extract({ left: win.x0, top: win.y0, width: winWidth, height: winHeight })
+      .raw()
+      .toBuffer();
+  }
+
+  // HWC bytes -> normalised CHW floats; the padding is the value of a 0 byte.
+  const plane = crop * crop;
+  const [t0, t1, t2] = o.tables;
+  if (winWidth !== crop || winHeight !== crop) {
+    out.fill(t0[0]!, offset, offset + plane);
+    out.fill(t1[0]!, offset + plane, offset + 2 * plane);
+    out.fill(t2[0]!, offset + 2 * plane, offset + 3 * plane);
+  }
+  const left = win.x0 - startX;
+  const top = win.y0 - startY;
+  for (let y = 0; y < winHeight; y++) {
+    let i = y * winWidth * 3;
+    let p = offset + (top + y) * crop + left;
+    for (let x = 0; x < winWidth; x++, i += 3, p++) {
+      out[p] = t0[bytes[i]!]!;
+      out[p + plane] = t1[bytes[i + 1]!]!;
+      out[p + 2 * plane] = t2[bytes[i + 2]!]!;
+    }
+  }
+}
+
+async function preprocessInto(input: ImageInput, o: Resolved, out: Float32Array, offset: number, index?: number): Promise<void> {
+  try {
+    await transform(await decode(input), o, out, offset);
+  } catch (error) {
+    throw new ImageError(input, message(error), { cause: error, ...(index === undefined ? {} : { index }) });
+  }
+}
+
+/**
+ * One image to a float32 tensor [1, 3, crop, crop], as torchvision's ImageClassification transform
+ * (resize the shorter side, centre crop, scale to [0, 1], normalise). Rejects with an ImageError
+ * for an input that is not a readable image, an InvalidArgumentError for a wrong option.
+ */
+export async function preprocess(input: ImageInput, options?: PreprocessOptions): Promise<Tensor<Float32Array>> {
+  const o = resolve(options);
+  checkInput('input', input);
+  const out = new Float32Array(3 * o.crop * o.crop);
+  await preprocessInto(input, o, out, 0);
+  return new Tensor(out, [1, 3, o.crop, o.crop]);
+}
+
+/**
+ * Several images to one float32 tensor [N, 3, crop, crop], in the order given. Up to
+ * `concurrency` images are decoded at once, on libuv's thread pool; the first failure rejects
+ * the whole batch (its ImageError says which input) and no further image is started.
+ */
+export async function preprocessBatch(inputs: readonly ImageInput[], options?: PreprocessBatchOptions): Promise<Tensor<Float32Array>> {
+  const o = resolve(options, ['concurrency']);
+  const raw = options as PreprocessBatchOptions | undefined;
+  const concurrency =
+    raw?.concurrency === undefined ? Math.max(1, Math.min(4, availableParallelism())) : positiveInteger('concurrency', raw.concurrency);
+  if (!Array.isArray(inputs) || inputs.length === 0) {
+    throw new InvalidArgumentError(`Expected a non-empty array of file paths or Uint8Arrays for inputs but received ${describe(inputs)}`);
+  }
+  inputs.forEach((input, i) => checkInput(`inputs[${i}]`, input));
+
+  const size = 3 * o.crop * o.crop;
+  const out = new Float32Array(inputs.length * size);
+  let next = 0;
+  let failed = false;
+  const runner = async () => {
+    while (next < inputs.length && !failed) {
+      const i = next++;
+      try {
+        await preprocessInto(inputs[i]!, o, out, i * size, i);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, inputs.length) }, runner));
+  return new Tensor(out, [inputs.length, 3, o.crop, o.crop]);
+}

@@ -13,8 +13,9 @@ export function cudaDeviceCount(): number {
 
 /**
  * Intra-op threads for LibTorch's kernels, for every model in the process. Defaults to the
- * machine's cores (Debian's LibTorch would otherwise start with 1). Applied by each model's
- * executor thread before its next job.
+ * physical cores this process may run on (Debian's LibTorch would otherwise start with 1).
+ * Applied by each model's executor thread before its next job; when several models run jobs at
+ * the same moment, each job gets an equal share (at least 1), so the cores are not oversubscribed.
  */
 export function setNumThreads(threads: number): void {
   native.setNumThreads(v.positiveInteger('threads', threads));

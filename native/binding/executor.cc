@@ -102,7 +102,7 @@ void Executor::Run() {
     }
     auto* completion = new Completion{this, job->deferred, nullptr, "", ""};
     try {
-      runtime::apply_thread_settings();
+      runtime::ComputeScope compute;  // this job's share of the intra-op threads
       completion->finish = job->work();
     } catch (const resnet::Error& e) {
       completion->error_code = e.code();

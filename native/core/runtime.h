@@ -10,11 +10,29 @@ bool cuda_compiled();
 bool cuda_available();
 int cuda_device_count();
 
-// Intra-op threads wanted for LibTorch's parallel kernels. LibTorch's OpenMP backend keeps the
-// count per calling thread, so every executor thread calls apply_thread_settings() before a job.
+// Intra-op threads wanted for LibTorch's parallel kernels, process-wide. Default: the physical
+// cores this process may run on (hyper-threads share a core's vector units, so they add little to
+// convolutions and only add contention).
 void set_num_threads(int threads);
 int num_threads();
-void apply_thread_settings();
+int physical_cores();
+
+// Held by each executor thread while it runs a job. LibTorch's OpenMP backend keeps its thread
+// count per calling thread, so the scope sets it for this thread, and divides the wanted count
+// among the jobs running at that moment: two models busy at once each get half the threads
+// instead of each starting a full team and oversubscribing the cores.
+class ComputeScope {
+ public:
+  ComputeScope();
+  ~ComputeScope();
+  ComputeScope(const ComputeScope&) = delete;
+  ComputeScope& operator=(const ComputeScope&) = delete;
+  int threads() const { return threads_; }
+
+ private:
+  int threads_;
+};
+int active_jobs();
 
 std::string libtorch_version();
 // LibTorch's own description of its parallel backends (at::get_parallel_info()).

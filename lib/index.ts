@@ -30,7 +30,7 @@ export {
   type StemType,
 } from './architectures.js';
 export { ResNet, type LoadStateDictOptions, type LoadStateDictResult, type StateDict } from './model.js';
-export type { CifarModelOptions, ModelOptions, ResNetConfig, ResNetSpecOptions } from './options.js';
+export type { CifarModelOptions, MemoryFormat, ModelOptions, Precision, ResNetConfig, ResNetSpecOptions } from './options.js';
 export { Tensor, dtypes, type DType, type TensorData, type TensorLike } from './tensor.js';
 export { cudaAvailable, cudaDeviceCount, getNumThreads, libtorchVersion, setNumThreads } from './runtime.js';
 export {

@@ -88,6 +88,14 @@ export class ResNet implements Disposable {
         ),
       trace,
     );
+    if (config.precision !== 'float32' || config.memoryFormat !== 'contiguous') {
+      try {
+        await settle(() => nativeModel.setExecution(config.precision, config.memoryFormat === 'channels_last'), trace);
+      } catch (error) {
+        nativeModel.dispose();
+        throw error;
+      }
+    }
     return new ResNet(nativeModel, config, weights);
   }
 

@@ -22,9 +22,19 @@ export interface ModelOptions {
   /** Channels of the input images, e.g. 1 for grayscale data. */
   inChannels?: number;
   device?: string;
+  /**
+   * Arithmetic of forwards and training steps: 'float32' (default), or autocast to 'bfloat16'
+   * (CPU and CUDA) or 'float16' (CUDA; training then scales the loss like GradScaler).
+   */
+  precision?: Precision;
+  /** 'channels_last' keeps convolution weights and inputs in NHWC (faster on GPUs' tensor cores). */
+  memoryFormat?: MemoryFormat;
   /** Seed of the random initialisation; the same seed gives the same weights. Random if omitted. */
   seed?: number;
 }
+
+export type Precision = 'float32' | 'bfloat16' | 'float16';
+export type MemoryFormat = 'contiguous' | 'channels_last';
 
 /** Extra options of the paper's CIFAR nets (resnet20 ... resnet1202). */
 export interface CifarModelOptions extends ModelOptions {
@@ -63,6 +73,8 @@ export interface ResNetConfig {
   replaceStrideWithDilation: boolean[];
   inChannels: number;
   device: string;
+  precision: Precision;
+  memoryFormat: MemoryFormat;
   seed: number;
   /** The weights the model was built from: a resolved registry name, a path or URL, or null. */
   weights: string | null;
@@ -76,6 +88,8 @@ export const builderOptionNames = [
   'replaceStrideWithDilation',
   'inChannels',
   'device',
+  'precision',
+  'memoryFormat',
   'seed',
 ] as const;
 
@@ -157,6 +171,8 @@ export function resolveConfig(
     replaceStrideWithDilation: dilationFlags(options.replaceStrideWithDilation ?? widths.slice(1).map(() => false), widths.length),
     inChannels: v.positiveInteger('inChannels', options.inChannels ?? 3),
     device: v.device('device', options.device ?? 'cpu'),
+    precision: v.oneOf('precision', options.precision ?? 'float32', ['float32', 'bfloat16', 'float16'] as const),
+    memoryFormat: v.oneOf('memoryFormat', options.memoryFormat ?? 'contiguous', ['contiguous', 'channels_last'] as const),
     seed: v.nonNegativeInteger('seed', options.seed ?? randomInt(2 ** 47)),
     weights,
   };

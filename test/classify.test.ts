@@ -25,7 +25,7 @@ test('top-k with ImageNet labels and softmax scores, one list per image, same as
   for (const predictions of result) {
     t.is(predictions.length, 3);
     t.true(predictions[0]!.score >= predictions[1]!.score && predictions[1]!.score >= predictions[2]!.score);
-    for (const p of predictions) t.is(p.label, imagenetCategories()[p.index]);
+    for (const p of predictions) t.is(p.label, imagenetCategories()[p.index]!);
   }
   const logits = await model.forward(await preprocessBatch(inputs, { resize: 256, crop: 224 }));
   t.deepEqual(result, topPredictions(logits, 3, imagenetCategories()));

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FashionMNIST } from '../lib/data/datasets.ts';
 import type { ImageDataset } from '../lib/data/dataset.ts';
+import { watchEventLoop } from './helpers/inputs.ts';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 let fashion: Promise<ImageDataset> | undefined;
@@ -36,15 +37,7 @@ test.serial('a slow consumer never waits: the producer stays ahead by the prefet
 test.serial('the event loop keeps turning while 20 batches of 128 are built, and the work is not on the main thread', async (t) => {
   const ds = await loadFashion();
   for await (const _ of ds.batches({ batchSize: 128, prefetch: 1 })) break; // warm up the main thread's code paths
-  let ticks = 0;
-  let last = performance.now();
-  let longestGap = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    longestGap = Math.max(longestGap, now - last);
-    last = now;
-    ticks++;
-  }, 5);
+  const loop = watchEventLoop(5);
   const started = performance.now();
   const it = ds.batches({ batchSize: 128, shuffle: true, seed: 2, augment: { ...cropFlip, randomErasing: {} } });
   // Starting a worker costs the main thread a few ms (the Worker constructor): measure from the
@@ -60,7 +53,7 @@ test.serial('the event loop keeps turning while 20 batches of 128 are built, and
   const elapsed = performance.now() - started;
   const mainThread = performance.eventLoopUtilization(before);
   const building = it.buildMs - buildBefore;
-  clearInterval(timer);
+  const { ticks, longestGap } = loop.stop();
   t.is(images, 20 * 128);
   t.log(
     `21 batches in ${elapsed.toFixed(0)} ms; timer fired ${ticks} times, longest gap ${longestGap.toFixed(1)} ms; ` +

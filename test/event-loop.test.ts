@@ -1,26 +1,18 @@
 // A forward runs on the model's own thread: timers keep firing on the main thread meanwhile.
 import test from 'ava';
 import { resnet50 } from '../lib/index.ts';
-import { randomTensor } from './helpers/inputs.ts';
+import { randomTensor, watchEventLoop } from './helpers/inputs.ts';
 
 test('the event loop keeps turning while a forward runs', async (t) => {
   const model = await resnet50({ numClasses: 10, seed: 0 });
   const x = randomTensor([4, 3, 224, 224]);
   await model.forward(randomTensor([1, 3, 64, 64])); // warm-up
 
-  let ticks = 0;
-  let last = performance.now();
-  let longestGap = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    longestGap = Math.max(longestGap, now - last);
-    last = now;
-    ticks++;
-  }, 5);
+  const loop = watchEventLoop(5);
   const started = performance.now();
   await model.forward(x);
   const elapsed = performance.now() - started;
-  clearInterval(timer);
+  const { ticks, longestGap } = loop.stop();
   model.dispose();
 
   t.log(`forward took ${elapsed.toFixed(0)} ms; the 5 ms timer fired ${ticks} times, longest gap ${longestGap.toFixed(1)} ms`);

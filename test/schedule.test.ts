@@ -1,20 +1,13 @@
 // Learning-rate schedules equal PyTorch's schedulers stepped once per iteration, at every iteration,
 // and every option is validated with the package's one message shape.
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { InvalidArgumentError } from '../lib/errors.ts';
 import { lrAt, resolveSchedule, type ResolvedSchedule, type ScheduleOptions } from '../lib/train/schedule.ts';
+import { ensureGenerated, fixtureCases } from './helpers/fixtures.ts';
 
 // ---- fixtures: test/fixtures/generate_schedules.py, rerun when its sha256 changes ----------------
-
-const fixturesDir = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
-const cacheDir = join(fixturesDir, 'cache', 'schedules');
-const generator = join(fixturesDir, 'generate_schedules.py');
-const systemPython = process.env.RESNET_FIXTURE_PYTHON ?? '/usr/bin/python3';
 
 interface ScheduleFixture {
   name: string;
@@ -24,20 +17,8 @@ interface ScheduleFixture {
   lrs: number[];
 }
 
-function ensureScheduleFixtures(): string[] {
-  const stamp = createHash('sha256').update(readFileSync(generator)).digest('hex');
-  const stampFile = join(cacheDir, '.stamp');
-  const cases = execFileSync(systemPython, [generator, '--list'], { encoding: 'utf8' }).trim().split('\n');
-  const fresh = existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp;
-  if (!fresh || !cases.every((name) => existsSync(join(cacheDir, `${name}.json`)))) {
-    mkdirSync(cacheDir, { recursive: true });
-    execFileSync(systemPython, [generator, '--out', cacheDir], { stdio: ['ignore', 'ignore', 'inherit'] });
-    writeFileSync(stampFile, stamp);
-  }
-  return cases;
-}
-
-const caseNames = ensureScheduleFixtures();
+const caseNames = fixtureCases('generate_schedules.py');
+const cacheDir = ensureGenerated('generate_schedules.py', 'schedules', { outputs: caseNames.map((name) => `${name}.json`) });
 
 function fixture(name: string): ScheduleFixture {
   return JSON.parse(readFileSync(join(cacheDir, `${name}.json`), 'utf8')) as ScheduleFixture;

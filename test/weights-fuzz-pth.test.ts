@@ -4,21 +4,17 @@
 // CRCs reach the unpickler and the tensor checks. Every case must either succeed or throw a
 // ResNetError, quickly, without a large allocation.
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { ResNetError } from '../lib/errors.ts';
 import { Tensor } from '../lib/tensor.ts';
 import { readPth, writePth } from '../lib/weights/pth.ts';
 import { openSource, ZipReader } from '../lib/weights/zip.ts';
 import { zipToBytes, type ZipWriteEntry } from '../lib/weights/zip-writer.ts';
+import { ensureGenerated } from './helpers/fixtures.ts';
 
-const fixturesDir = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
-const weightsDir = join(fixturesDir, 'cache', 'weights');
-const python = process.env.RESNET_FIXTURE_PYTHON ?? '/usr/bin/python3';
-execFileSync(python, [join(fixturesDir, 'generate_weights.py'), '--out', weightsDir], { stdio: ['ignore', 'ignore', 'inherit'] });
+const weightsDir = ensureGenerated('generate_weights.py', 'weights', { outputs: ['small.pth'], stampPath: true });
 
 const CASES_PER_LEVEL = 5000;
 const CASE_LIMIT_MS = 1000;

@@ -17,11 +17,10 @@ import { readPth, writePth } from '../lib/weights/pth.ts';
 import { storageLoader, torchGlobals } from '../lib/weights/torch-pickle.ts';
 import { crc32, openSource, ZipReader } from '../lib/weights/zip.ts';
 import { writeZip, zipToBytes, type ZipWriteEntry } from '../lib/weights/zip-writer.ts';
+import { ensureGenerated, systemPython as python } from './helpers/fixtures.ts';
 
 const fixturesDir = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 const generator = join(fixturesDir, 'generate_weights.py');
-const weightsDir = join(fixturesDir, 'cache', 'weights');
-const python = process.env.RESNET_FIXTURE_PYTHON ?? '/usr/bin/python3';
 
 interface Described {
   dtype: string;
@@ -30,8 +29,16 @@ interface Described {
   hex?: string;
 }
 
-// The generator returns at once when its stamp says the fixtures are current.
-execFileSync(python, [generator, '--out', weightsDir], { stdio: ['ignore', 'ignore', 'inherit'] });
+// Every .pth fixture generate_weights.py writes (its FIXTURES), and the description of their tensors.
+const fixtureNames = [
+  'dtypes', 'views', 'nested', 'extras', 'ambiguous', 'dataparallel', 'resnet18', 'small',
+  'legacy', 'compressed', 'malicious-posix', 'malicious-os', 'malicious-builtins',
+];
+// The stamp covers the folder's path too: the malicious fixtures embed their marker's path.
+const weightsDir = ensureGenerated('generate_weights.py', 'weights', {
+  outputs: [...fixtureNames.map((name) => `${name}.pth`), 'reference.json'],
+  stampPath: true,
+});
 const reference = JSON.parse(readFileSync(join(weightsDir, 'reference.json'), 'utf8')) as Record<string, Record<string, Described>>;
 const fixture = (name: string) => join(weightsDir, `${name}.pth`);
 const scratch = mkdtempSync(join(tmpdir(), 'weights-pth-'));

@@ -1,9 +1,8 @@
 // safetensors: our writer and reader against each other, against the format's rules, and against
 // files made and read by PyTorch (test/fixtures/generate_safetensors.py).
 import test from 'ava';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,23 +10,14 @@ import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, WeightsError } from '../lib/errors.ts';
 import { Tensor, arrayTypeOf, type DType } from '../lib/tensor.ts';
 import { parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors } from '../lib/weights/safetensors.ts';
+import { ensureGenerated, systemPython } from './helpers/fixtures.ts';
 
 const fixturesDir = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 const generator = join(fixturesDir, 'generate_safetensors.py');
-const cacheDir = join(fixturesDir, 'cache', 'safetensors');
-const systemPython = process.env.RESNET_FIXTURE_PYTHON ?? '/usr/bin/python3';
 
 /** Runs the generator unless its output exists for the script as it is now (sha256 stamp). */
 function ensurePythonFixtures(): string {
-  const stamp = createHash('sha256').update(readFileSync(generator)).digest('hex');
-  const stampFile = join(cacheDir, '.stamp');
-  const outputs = ['torch.safetensors', 'torch.json'].map((f) => join(cacheDir, f));
-  if (!(existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp && outputs.every(existsSync))) {
-    mkdirSync(cacheDir, { recursive: true });
-    execFileSync(systemPython, [generator, '--out', cacheDir], { stdio: ['ignore', 'ignore', 'inherit'] });
-    writeFileSync(stampFile, stamp);
-  }
-  return cacheDir;
+  return ensureGenerated('generate_safetensors.py', 'safetensors', { outputs: ['torch.safetensors', 'torch.json'] });
 }
 
 async function tempDir(t: { teardown: (fn: () => Promise<void>) => void }): Promise<string> {

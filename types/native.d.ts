@@ -75,6 +75,8 @@ export interface NativeModel {
   setTraining(training: boolean): Promise<void>;
   /** Eval-mode forward through the optimized graph (true, the default) or the plain modules. */
   setInferenceEngine(enabled: boolean): Promise<void>;
+  /** Autocast precision and memory layout of forwards and training steps. */
+  setExecution(precision: 'float32' | 'bfloat16' | 'float16', channelsLast: boolean): Promise<void>;
   stateDict(): Promise<Array<NativeTensorOut & { name: string }>>;
   loadStateDict(
     entries: Array<NativeTensorIn & { name: string }>,

@@ -12,6 +12,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Features>("features"),
                          InstanceMethod<&ModelWrap::SetTraining>("setTraining"),
                          InstanceMethod<&ModelWrap::SetInferenceEngine>("setInferenceEngine"),
+                         InstanceMethod<&ModelWrap::SetExecution>("setExecution"),
                          InstanceMethod<&ModelWrap::StateDict>("stateDict"),
                          InstanceMethod<&ModelWrap::LoadStateDict>("loadStateDict"),
                          InstanceMethod<&ModelWrap::To>("to"),
@@ -109,6 +110,23 @@ Napi::Value ModelWrap::SetInferenceEngine(const Napi::CallbackInfo& info) {
   const bool enabled = info[0].ToBoolean().Value();
   return Enqueue(info.Env(), [enabled](Model& model) -> Finish {
     model.set_inference_engine(enabled);
+    return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
+  });
+}
+
+Napi::Value ModelWrap::SetExecution(const Napi::CallbackInfo& info) {
+  const std::string name = info[0].ToString().Utf8Value();
+  Precision precision = Precision::Float32;
+  if (name == "bfloat16") {
+    precision = Precision::BFloat16;
+  } else if (name == "float16") {
+    precision = Precision::Float16;
+  } else if (name != "float32") {
+    ThrowInvalid(info.Env(), "Expected 'float32', 'bfloat16' or 'float16' for precision but received '" + name + "'");
+  }
+  const bool channels_last = info[1].ToBoolean().Value();
+  return Enqueue(info.Env(), [precision, channels_last](Model& model) -> Finish {
+    model.set_execution(precision, channels_last);
     return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
   });
 }

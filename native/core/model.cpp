@@ -8,6 +8,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "autocast.h"
 #include "model_impl.h"
 #include "runtime.h"
 #include "torch_convert.h"
@@ -97,7 +98,9 @@ at::Tensor Model::Impl::images_on_device(const HostTensor& input) const {
     msg << "]";
     throw Error(codes::kShape, msg.str());
   }
-  return view_host(input).to(device);
+  at::Tensor host = view_host(input);
+  at::Tensor x = device.is_cuda() ? host.pin_memory().to(device, /*non_blocking=*/true) : host.to(device);
+  return channels_last ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
 }
 
 at::Tensor Model::Impl::labels_on_device(const HostTensor& labels, int64_t batch) const {
@@ -122,6 +125,8 @@ Model::Model(const ResNetSpec& spec, const std::string& device, uint64_t seed)
   }
   impl_->net->eval();  // torchvision models are usually used for inference first; train() is explicit
   impl_->net->to(impl_->device);
+  // Fixed input shapes are the common case: let cuDNN pick the fastest algorithm per shape.
+  if (impl_->device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
 }
 
 Model::~Model() = default;
@@ -130,16 +135,20 @@ const ResNetSpec& Model::spec() const { return impl_->spec; }
 
 HostTensor Model::forward(const HostTensor& input) {
   at::Tensor x = impl_->images_on_device(input);
+  std::unique_ptr<AutocastScope> autocast;
+  if (impl_->precision != Precision::Float32) {
+    autocast = std::make_unique<AutocastScope>(impl_->device.type(), impl_->precision == Precision::BFloat16 ? at::kBFloat16 : at::kHalf);
+  }
   if (impl_->net->is_training()) {
     torch::NoGradGuard no_grad;  // running statistics still update, as in PyTorch's train() forward
-    return to_host(impl_->net->forward(x));
+    return to_host(impl_->net->forward(x).to(at::kFloat));
   }
   c10::InferenceMode inference;
-  if (impl_->use_engine) {
+  if (impl_->engine_applies()) {
     if (!impl_->engine) impl_->engine = std::make_unique<InferenceEngine>(impl_->spec, impl_->state());
     return to_host(impl_->engine->forward(x));
   }
-  return to_host(impl_->net->forward(x));
+  return to_host(impl_->net->forward(x).to(at::kFloat));
 }
 
 NamedTensors Model::features(const HostTensor& input, const std::vector<std::string>& names) {
@@ -159,6 +168,20 @@ NamedTensors Model::features(const HostTensor& input, const std::vector<std::str
 
 void Model::set_training(bool training) {
   impl_->net->train(training);
+  impl_->engine.reset();
+}
+
+void Model::set_execution(Precision precision, bool channels_last) {
+  if (precision == Precision::Float16 && !impl_->device.is_cuda()) {
+    throw Error(codes::kDevice, "float16 autocast needs a CUDA device (LibTorch's CPU autocast supports bfloat16): use precision 'bfloat16' on the CPU");
+  }
+  impl_->precision = precision;
+  impl_->channels_last = channels_last;
+  torch::NoGradGuard no_grad;
+  const auto format = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  for (auto& p : impl_->net->parameters()) {
+    if (p.dim() == 4) p.set_data(p.contiguous(format));
+  }
   impl_->engine.reset();
 }
 
@@ -275,6 +298,10 @@ std::string Model::device() const { return device_string(impl_->device); }
 
 void Model::to(const std::string& device) {
   const torch::Device target = parse_device(device);
+  if (impl_->precision == Precision::Float16 && !target.is_cuda()) {
+    throw Error(codes::kDevice, "float16 autocast needs a CUDA device: set precision 'bfloat16' or 'float32' before moving to " + device);
+  }
+  if (target.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
   impl_->net->to(target);
   impl_->device = target;
   impl_->engine.reset();

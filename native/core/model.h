@@ -33,6 +33,9 @@ class Model {
   bool training() const;
   // Eval-mode forward through the optimized inference engine (default) or the plain modules.
   void set_inference_engine(bool enabled);
+  // Autocast precision and memory layout for forwards and training steps. Throws a DeviceError
+  // for float16 on the CPU (LibTorch's CPU autocast supports bfloat16 only).
+  void set_execution(Precision precision, bool channels_last);
 
   // Parameters and buffers in torchvision's state_dict order and names, copied to the host.
   NamedTensors state_dict() const;

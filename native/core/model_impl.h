@@ -23,6 +23,12 @@ struct Model::Impl {
   // Eval-mode forward's optimized graph; built on first use, dropped when weights or mode change.
   std::unique_ptr<InferenceEngine> engine;
   bool use_engine = true;
+  Precision precision = Precision::Float32;
+  bool channels_last = false;
+
+  // The optimized engine serves float32, default-layout eval forwards; everything else runs the
+  // modules directly (under autocast when asked).
+  bool engine_applies() const { return use_engine && precision == Precision::Float32 && !channels_last; }
 
   Impl();
   ~Impl();
@@ -30,6 +36,7 @@ struct Model::Impl {
   // Parameters and buffers in PyTorch's state_dict order.
   std::vector<std::pair<std::string, at::Tensor>> state() const;
   // Checks a host tensor that must hold images [N, in_channels, H, W] (float32).
+  // (pinned and copied asynchronously for CUDA; channels_last when the model uses it)
   at::Tensor images_on_device(const HostTensor& images) const;
   // Checks a host tensor of int64 class indices [N] matching `batch`.
   at::Tensor labels_on_device(const HostTensor& labels, int64_t batch) const;

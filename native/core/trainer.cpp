@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "autocast.h"
 #include "torch_convert.h"
 
 namespace resnet {
@@ -84,11 +85,33 @@ StepResult Trainer::step(const HostTensor& images, const HostTensor& labels, dou
   TrainModeScope mode(model_.net, options_.freeze_batchnorm);
 
   for (auto& p : params_) p.tensor.mutable_grad().reset();  // zero_grad(set_to_none=True)
-  at::Tensor logits = model_.net->forward(x);
-  at::Tensor loss = loss_of(logits, y, false);
-  loss.backward();
+  at::Tensor logits;
+  at::Tensor loss;
+  {
+    std::unique_ptr<AutocastScope> autocast;
+    if (model_.precision != Precision::Float32) {
+      autocast = std::make_unique<AutocastScope>(model_.device.type(), model_.precision == Precision::BFloat16 ? at::kBFloat16 : at::kHalf);
+    }
+    logits = model_.net->forward(x);
+    loss = loss_of(logits.to(at::kFloat), y, false);
+  }
+  const bool scaled = model_.precision == Precision::Float16;
+  (scaled ? loss * loss_scale_ : loss).backward();
 
   StepResult result;
+  if (scaled && !unscale_and_check(loss_scale_)) {
+    // Overflow: skip this step, as GradScaler does, with a smaller scale next time.
+    loss_scale_ *= 0.5;
+    good_steps_ = 0;
+    result.loss = loss.item<double>();
+    result.correct = logits.argmax(1).eq(y).sum().item<int64_t>();
+    result.count = x.size(0);
+    return result;
+  }
+  if (scaled && ++good_steps_ == 2000) {
+    loss_scale_ *= 2;
+    good_steps_ = 0;
+  }
   if (options_.clip_grad_norm > 0) {
     std::vector<at::Tensor> with_grad;
     for (auto& p : params_) {
@@ -104,6 +127,17 @@ StepResult Trainer::step(const HostTensor& images, const HostTensor& labels, dou
   result.correct = logits.argmax(1).eq(y).sum().item<int64_t>();
   result.count = x.size(0);
   return result;
+}
+
+bool Trainer::unscale_and_check(double scale) {
+  torch::NoGradGuard no_grad;
+  bool finite = true;
+  for (auto& p : params_) {
+    if (!p.tensor.grad().defined()) continue;
+    p.tensor.mutable_grad().mul_(1.0 / scale);
+    finite = finite && p.tensor.grad().isfinite().all().item<bool>();
+  }
+  return finite;
 }
 
 void Trainer::update(Param& p, double lr) {

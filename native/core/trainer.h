@@ -31,8 +31,14 @@ class Trainer {
   void update(Param& p, double lr);
   at::Tensor loss_of(const at::Tensor& logits, const at::Tensor& labels, bool sum) const;
 
+  // float16 training: dynamic loss scaling as torch.cuda.amp.GradScaler's defaults (initial
+  // 2^16, halve on inf/NaN gradients and skip the step, double after 2000 good steps).
+  bool unscale_and_check(double scale);
+
   Model::Impl& model_;
   TrainOptions options_;
+  double loss_scale_ = 65536.0;
+  int64_t good_steps_ = 0;
   at::Tensor class_weights_;
   std::vector<Param> params_;                 // trainable, in state_dict order
   std::map<std::string, at::Tensor> state_;  // optimizer state by "<param>.<slot>"

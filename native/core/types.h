@@ -69,6 +69,10 @@ struct ResNetSpec {
   int64_t in_channels = 3;
 };
 
+// Arithmetic of forward passes and training steps: float32, or autocast to a 16-bit type
+// (float16 trains with dynamic loss scaling, as torch.cuda.amp.GradScaler).
+enum class Precision { Float32, BFloat16, Float16 };
+
 // Optimizers exactly as torch.optim.SGD and torch.optim.AdamW (PyTorch 1.13) compute them.
 struct OptimizerOptions {
   enum class Kind { SGD, AdamW };

@@ -13,21 +13,39 @@ export const cacheDir = join(fixturesDir, 'cache');
 const generator = join(fixturesDir, 'generate.py');
 export const systemPython = process.env.RESNET_FIXTURE_PYTHON ?? '/usr/bin/python3';
 
+export interface GenerateOptions {
+  /** Files (relative to the folder) that must exist, or the generator runs again although the stamp is current. */
+  outputs?: string[];
+  /**
+   * Also hash the folder's absolute path into the stamp, after the script's bytes (the same stamp
+   * generate_weights.py writes itself: its malicious fixtures embed a marker path inside the folder).
+   */
+  stampPath?: boolean;
+}
+
 /**
  * Runs a fixture generator (test/fixtures/<script>) with the system Python when its output folder
- * lacks the stamp of the script's current contents; returns the folder.
+ * lacks the stamp of the script's current contents (or one of `outputs`); returns the folder.
  */
-export function ensureGenerated(script: string, folder: string): string {
+export function ensureGenerated(script: string, folder: string, options: GenerateOptions = {}): string {
   const path = join(fixturesDir, script);
   const out = join(cacheDir, folder);
-  const stamp = createHash('sha256').update(readFileSync(path)).digest('hex');
+  const hash = createHash('sha256').update(readFileSync(path));
+  if (options.stampPath) hash.update(out);
+  const stamp = hash.digest('hex');
   const stampFile = join(out, '.stamp');
-  if (!existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp) {
+  const fresh = existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp;
+  if (!fresh || !(options.outputs ?? []).every((file) => existsSync(join(out, file)))) {
     mkdirSync(out, { recursive: true });
     execFileSync(systemPython, [path, '--out', out], { stdio: ['ignore', 'ignore', 'inherit'] });
     writeFileSync(stampFile, stamp);
   }
   return out;
+}
+
+/** The case names a fixture generator prints with --list, one a line. */
+export function fixtureCases(script: string): string[] {
+  return execFileSync(systemPython, [join(fixturesDir, script), '--list'], { encoding: 'utf8' }).trim().split('\n');
 }
 
 /** Makes sure every case exists for the current generate.py; returns the case names. */

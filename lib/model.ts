@@ -5,13 +5,12 @@ import type { ResNetConfig } from './options.js';
 import { formatShape, numelOf, Tensor, type DType, type TensorLike } from './tensor.js';
 import { InvalidArgumentError, ShapeError } from './errors.js';
 import * as v from './validate.js';
-import { downloadWeights } from './weights/download.js';
 import { loadWeights, saveWeights, type LoadWeightsOptions, type SaveWeightsOptions } from './weights/files.js';
-import { progressReporter, type ProgressOption } from './weights/progress.js';
+import type { ProgressOption } from './weights/progress.js';
 import type { WeightsEntry } from './weights/registry.js';
 import { trainingPort, type TrainingPort } from './train/port.js';
 import { FeatureMap, featureLayout } from './features.js';
-import { imagesToBatch, resolveClassify, topPredictions, type ClassifyOptions, type Prediction } from './classify.js';
+import type { ClassifyOptions, Prediction } from './classify.js';
 import type { ImageInput } from './image/preprocess.js';
 import { Trainer, type TrainerOptions } from './train/trainer.js';
 
@@ -134,6 +133,8 @@ export class ResNet implements Disposable {
    * scores, and labels from the weights' categories. Returns one list per image.
    */
   async classify(images: readonly ImageInput[] | ImageInput, options: ClassifyOptions = {}): Promise<Prediction[][]> {
+    // Loaded on first use: image decoding (sharp) is not needed by models that never classify.
+    const { imagesToBatch, resolveClassify, topPredictions } = await import('./classify.js');
     const { topk, labels, preprocess } = resolveClassify(this.weights, this.config.numClasses, options);
     const { batch } = await imagesToBatch(images, preprocess);
     return topPredictions(await this.forward(batch), topk, labels);
@@ -231,6 +232,8 @@ export class ResNet implements Disposable {
     const { strict, exclude, key, stripPrefix, progress, cacheDir, timeoutMs } = options;
     let path = source;
     if (isUrl(source)) {
+      // Loaded on first use: HTTP client and progress bar are not needed by models that never download.
+      const [{ downloadWeights }, { progressReporter }] = await Promise.all([import('./weights/download.js'), import('./weights/progress.js')]);
       const reporter = progressReporter(progress, `Downloading ${source.split('/').pop()}`);
       try {
         path = await downloadWeights(source, {

@@ -9,6 +9,7 @@ import { torchHubCheckpointsDir, downloadWeights } from '../lib/weights/download
 import { formatFor, loadWeights, saveWeights } from '../lib/weights/files.js';
 import { progressReporter } from '../lib/weights/progress.js';
 import { weightsEntry } from '../lib/weights/registry.js';
+import { serve, serveUsage } from './serve-command.js';
 import { evalCommand, train, trainUsage, UsageError } from './train-commands.js';
 
 const usage = `Usage: resnet <command> [options]
@@ -18,6 +19,7 @@ Commands:
   download <arch> [--weights NAME]                     fetch torchvision's weights into torch.hub's cache
   info <arch> [--num-classes N]                        parameters, weights entries
 ${trainUsage}
+${serveUsage}
 
 Options:
   --json       machine-readable output on stdout
@@ -78,7 +80,7 @@ async function info(args: string[], json: boolean): Promise<void> {
   output(json, `${arch}: ${data.numParameters.toLocaleString('en-US')} parameters (${numClasses} classes)`, data);
 }
 
-const commands: Record<string, (args: string[], json: boolean) => Promise<void>> = { convert, download, info, train, eval: evalCommand };
+const commands: Record<string, (args: string[], json: boolean) => Promise<void>> = { convert, download, info, train, eval: evalCommand, serve };
 
 async function main(argv: string[]): Promise<number> {
   const json = argv.includes('--json');

@@ -1,0 +1,76 @@
+// `resnet serve` (bin/serve-command.ts): a child process that prints its address, serves, and on
+// SIGTERM answers the request it accepted before exiting 0; and its command-line errors.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import test from 'ava';
+import sharp from 'sharp';
+import { serve, serveUsage } from '../bin/serve-command.ts';
+import { UsageError } from '../bin/train-commands.ts';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+// The child imports serve() the way bin/resnet.ts will, with the arguments from the environment.
+const childScript = `import { serve } from './bin/serve-command.ts';
+await serve(JSON.parse(process.env.SERVE_ARGS), true);`;
+
+test('SIGTERM: the accepted request is answered, then the process exits 0 and the port closes', async (t) => {
+  const args = ['--arch', 'resnet18', '--num-classes', '10', '--port', '0', '--max-batch', '4', '--max-delay-ms', '5', '--log-level', 'silent'];
+  const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', childScript], {
+    cwd: process.cwd(),
+    env: { ...process.env, SERVE_ARGS: JSON.stringify(args) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const exited = once(child, 'exit');
+  try {
+    const lines = createInterface({ input: child.stdout });
+    const [first] = (await Promise.race([once(lines, 'line', { signal: AbortSignal.timeout(60_000) }), exited.then(() => [undefined])])) as [
+      string | undefined,
+    ];
+    t.truthy(first, `no address printed; stderr: ${stderr}`);
+    const info = JSON.parse(first!) as { listening: string; arch: string; replicas: number; maxBatch: number };
+    t.regex(info.listening, /^http:\/\/127\.0\.0\.1:\d+$/);
+    t.is(info.arch, 'resnet18');
+    t.is(info.maxBatch, 4);
+    const base = info.listening;
+    t.is((await fetch(`${base}/readyz`)).status, 200);
+
+    const png = await sharp({ create: { width: 256, height: 256, channels: 3, background: { r: 200, g: 40, b: 90 } } }).png().toBuffer();
+    const pending = fetch(`${base}/v1/classify`, { method: 'POST', body: png, headers: { 'content-type': 'image/png' } });
+    // Wait until the child has the image in a batch (the first forward of a fresh model is slow).
+    for (let i = 0; i < 500; i++) {
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      if (/^resnet_running_images 1$/m.test(metrics)) break;
+      await sleep(10);
+    }
+    child.kill('SIGTERM');
+    const response = await pending;
+    t.is(response.status, 200);
+    const body = (await response.json()) as { results: { predictions: unknown[] }[] };
+    t.is(body.results[0]!.predictions.length, 5);
+    const [code, signal] = (await exited) as [number | null, string | null];
+    t.is(signal, null, stderr);
+    t.is(code, 0, stderr);
+    await t.throwsAsync(fetch(`${base}/healthz`));
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+});
+
+test('command-line errors are UsageErrors', async (t) => {
+  await t.throwsAsync(serve(['--max-batch', 'x'], true), { instanceOf: UsageError, message: /--max-batch expects an integer/ });
+  await t.throwsAsync(serve(['--max-batch', '0'], true), { instanceOf: UsageError, message: /--max-batch/ });
+  await t.throwsAsync(serve(['--arch', 'resnet9'], true), { instanceOf: UsageError, message: /unknown architecture 'resnet9'/ });
+  await t.throwsAsync(serve(['extra'], true), { instanceOf: UsageError, message: /no positional/ });
+  await t.throwsAsync(serve(['--log-level', 'loud'], true), { instanceOf: UsageError, message: /--log-level/ });
+  await t.throwsAsync(serve(['--bogus'], true), { code: 'ERR_PARSE_ARGS_UNKNOWN_OPTION' } as never);
+});
+
+test('serveUsage documents the command and its options', (t) => {
+  t.regex(serveUsage, /^ {2}serve /);
+  for (const flag of ['--arch', '--weights', '--port', '--host', '--max-batch', '--max-delay-ms', '--replicas', '--max-queue', '--timeout-ms']) {
+    t.true(serveUsage.includes(flag), flag);
+  }
+});

@@ -1,0 +1,134 @@
+// Gathers what the steps of scripts/gpu-check.sh left in OUT_DIR into report.md and results.json.
+//   node report.mjs --dir OUT_DIR --mode gpu|dry
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from './common.mjs';
+
+const args = parseArgs();
+const dir = args.dir;
+const mode = args.mode ?? 'gpu';
+const cuda = mode === 'gpu';
+const read = (name) => (existsSync(join(dir, name)) ? JSON.parse(readFileSync(join(dir, name), 'utf8')) : null);
+
+const steps = existsSync(join(dir, 'steps.tsv'))
+  ? readFileSync(join(dir, 'steps.tsv'), 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const [name, status, seconds, note] = l.split('\t');
+        return { name, status, seconds: Number(seconds), note: note ?? '' };
+      })
+  : [];
+const env = read('env.json');
+const build = read('build.json');
+const fixtures = read('fixtures/manifest.json');
+const strict = read('parity-strict.json');
+const tf32 = read('parity-tf32.json');
+const torchBench = read('bench-torch.json');
+const oursDir = join(dir, 'bench-ours');
+const ours = existsSync(oursDir)
+  ? readdirSync(oursDir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => JSON.parse(readFileSync(join(oursDir, f), 'utf8')))
+  : [];
+
+const e = (v) => (v === undefined || v === null ? '–' : Number(v).toExponential(2));
+const f1 = (v) => (v === undefined || v === null || Number.isNaN(v) ? '–' : Number(v).toFixed(1));
+const f0 = (v) => (v === undefined || v === null || Number.isNaN(v) ? '–' : Number(v).toFixed(0));
+const lines = [];
+lines.push(`# libtorch-resnet GPU check (${cuda ? 'CUDA' : 'dry run on the CPU'})`, '');
+lines.push(`- when: ${new Date().toISOString()}`);
+if (env) {
+  lines.push(`- node ${env.node}, LibTorch ${env.libtorch} (addon: cudaCompiled ${env.cudaCompiled}, cudaAvailable ${env.cudaAvailable}, devices ${env.cudaDeviceCount})${env.gpu ? `, GPU ${env.gpu}` : ''}`);
+}
+if (build) lines.push(`- build: ${build.libtorchSource ?? '?'}; ${build.cuda ? 'CUDA build (torch_cuda linked)' : 'CPU build'}; ${build.seconds} s on ${build.jobs} jobs${build.cxx20 ? '; C++20 (forced by the launcher)' : ''}`);
+if (torchBench?.env) {
+  const t = torchBench.env;
+  lines.push(`- Python baseline: torch ${t.torch}${t.torch_cuda ? ` (CUDA ${t.torch_cuda}, cuDNN ${t.cudnn})` : ''}, model from ${t.model}; TF32 defaults ${JSON.stringify(t.tf32)}`);
+}
+if (fixtures) lines.push(`- fixtures: ${fixtures.reference}, torch ${fixtures.torch}, batch ${fixtures.batch}×3×${fixtures.size}×${fixtures.size}`);
+lines.push('', '## Steps', '', '| step | status | seconds | note |', '|---|---|---|---|');
+for (const s of steps) lines.push(`| ${s.name} | ${s.status} | ${f1(s.seconds)} | ${s.note} |`);
+
+if (strict) {
+  lines.push('', `## Parity (${strict.env?.NVIDIA_TF32_OVERRIDE === '0' ? 'NVIDIA_TF32_OVERRIDE=0: no TF32 in cuDNN/cuBLAS for our process' : 'default math mode'})`, '');
+  lines.push('float32 rows: bound 1e-4·max(1, max|torch|) against PyTorch float32 with TF32 off. Autocast rows: |ours − torch fp32| ≤ 2·|torch autocast − torch fp32| + 1e-3·max(1, max|torch|).', '');
+  lines.push('"same mode" = PyTorch in the same precision and layout. "torch spread" = for float32, PyTorch with cudnn.benchmark on (the algorithm choice our addon makes) minus PyTorch with the default heuristics; for autocast rows, PyTorch autocast minus PyTorch float32.', '');
+  lines.push('| arch | precision | layout | engine | weights | max abs ours−torch (same mode) | max abs ours−torch fp32 | torch spread | bound | result |', '|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of strict.rows) {
+    const same = r.precision === 'float32' ? r.diffToSameLayout : r.diffToTorchAmp;
+    const spread = r.precision === 'float32' ? r.torchBenchDiffToStrict : r.torchAmpDiffToStrict;
+    lines.push(
+      `| ${r.arch} | ${r.precision} | ${r.layout} | ${r.engine ? 'on' : 'off'} | .${r.weights} | ${e(same)} | ${e(r.diffToStrict)} | ${e(spread)} | ${e(r.bound)} | ${r.error ? `FAIL: ${r.error.split('\n')[0]}` : r.pass ? 'ok' : 'FAIL'} |`,
+    );
+  }
+}
+if (tf32) {
+  lines.push('', '## float32 with LibTorch\'s default math mode (reported, not judged)', '');
+  lines.push('| arch | layout | max abs ours−torch fp32 (TF32 off) | max abs ours−torch (TF32 defaults) | torch TF32−fp32 | ours uses TF32? |', '|---|---|---|---|---|---|');
+  for (const r of tf32.rows) {
+    lines.push(`| ${r.arch} | ${r.layout} | ${e(r.diffToStrict)} | ${e(r.diffToTorchTf32)} | ${e(r.torchTf32DiffToStrict)} | ${r.error ? `error: ${r.error.split('\n')[0]}` : r.usesTf32 ? 'yes (diff > 1e-4 rel.)' : 'no'} |`);
+  }
+}
+
+const plan = JSON.parse(readFileSync(new URL('./plan.json', import.meta.url), 'utf8'))[mode];
+const benchRows = plan.bench.map((row) => {
+  const o = ours.find((r) => r.id === row.id) ?? null;
+  const t = torchBench?.rows.find((r) => r.id === row.id) ?? null;
+  return { row, ours: o, torch: t };
+});
+if (benchRows.some((b) => b.ours || b.torch)) {
+  lines.push('', '## Benchmark: resnet50, ours beside Python PyTorch eager', '');
+  lines.push(
+    'img/s = batch / median time of one call, after warm-up. Both sides time the whole call as a caller sees it: input copied host→device, forward (and backward + SGD step for training), result copied back to the host, synchronised. cuDNN benchmark mode on both sides; TF32 at each side\'s default (cuDNN convolutions may use TF32 in "float32" rows on both).',
+  );
+  if (cuda) {
+    lines.push(
+      'Memory: "smi" = peak of nvidia-smi memory.used during the row minus the reading before the process started CUDA (so: CUDA context + cuDNN/cuBLAS workspaces + the caching allocator\'s reserve). Ours runs each row in a fresh process; Python runs all rows in one process with empty_cache() between them. torch alloc/reserved = torch.cuda.max_memory_allocated / max_memory_reserved.',
+    );
+  } else {
+    lines.push('Memory: peak RSS of the process (ours: one process per row; Python: all rows in one process, so its figure only grows). CPU numbers on this machine are not meaningful as a benchmark.');
+  }
+  lines.push('');
+  if (cuda) {
+    lines.push('| row | batch | precision | layout | ours img/s | torch img/s | ours / torch | ours ms | torch ms | ours smi MiB | torch smi MiB | torch alloc MiB | torch reserved MiB |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  } else {
+    lines.push('| row | batch | precision | layout | ours img/s | torch img/s | ours / torch | ours ms | torch ms | ours peak RSS MiB | torch peak RSS MiB |', '|---|---|---|---|---|---|---|---|---|---|---|');
+  }
+  const tBase = torchBench?.env?.smiBaselineMiB;
+  for (const { row, ours: o, torch: t } of benchRows) {
+    const oi = o && !o.error ? o.imgPerSec : null;
+    const ti = t && !t.error ? t.imgPerSec : null;
+    const ratio = oi && ti ? (oi / ti).toFixed(2) : '–';
+    const label = `${row.id}${o?.error ? ' (ours: error)' : ''}${t?.error ? ' (torch: error)' : ''}`;
+    const base = [label, row.batch, row.precision, row.memoryFormat, f1(oi), f1(ti), ratio, o && !o.error ? o.medianMs.toFixed(2) : '–', t && !t.error ? t.medianMs.toFixed(2) : '–'];
+    if (cuda) {
+      const os = o?.peakSmiMiB != null ? o.peakSmiMiB - (o.smiBaselineMiB ?? 0) : null;
+      const ts = t?.peakSmiMiB != null ? t.peakSmiMiB - (tBase ?? 0) : null;
+      base.push(f0(os), f0(ts), f0(t?.peakAllocatedMiB), f0(t?.peakReservedMiB));
+    } else {
+      base.push(f0(o?.peakRssMiB), f0(t?.peakRssMiB));
+    }
+    lines.push(`| ${base.join(' | ')} |`);
+  }
+  const errors = benchRows.flatMap(({ row, ours: o, torch: t }) => [
+    ...(o?.error ? [`- ours ${row.id}: ${o.error.split('\n')[0]}`] : []),
+    ...(t?.error ? [`- torch ${row.id}: ${t.error}`] : []),
+  ]);
+  if (errors.length) lines.push('', 'Errors:', ...errors);
+  const train = benchRows.filter((b) => b.row.kind === 'train');
+  for (const { row, ours: o, torch: t } of train) {
+    lines.push('', `Training row ${row.id}: last loss ours ${o?.lastLoss?.toFixed?.(4) ?? '–'}, torch ${t?.lastLoss?.toFixed?.(4) ?? '–'} (random data and labels, different random weights: only finiteness is meaningful).`);
+  }
+}
+
+const failedSteps = steps.filter((s) => s.status === 'FAIL');
+const verdict = failedSteps.length === 0 ? 'PASS' : `FAIL (${failedSteps.map((s) => s.name).join(', ')})`;
+lines.push('', `**Result: ${verdict}**`, '');
+writeFileSync(join(dir, 'report.md'), lines.join('\n'));
+writeFileSync(
+  join(dir, 'results.json'),
+  JSON.stringify({ mode, verdict, steps, env, build, fixtures, parity: { strict, tf32 }, bench: { torchEnv: torchBench?.env ?? null, rows: benchRows } }, null, 1),
+);
+console.log(lines.join('\n'));

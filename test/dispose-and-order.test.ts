@@ -73,3 +73,13 @@ test('using: Symbol.dispose disposes', async (t) => {
   }
   t.true(escaped.disposed);
 });
+
+test('a process that ends with models never disposed exits cleanly', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const script = new URL('./helpers/exit-with-live-models.ts', import.meta.url).pathname;
+  for (let i = 0; i < 3; i++) {
+    const child = spawnSync(process.execPath, ['--import=tsx', script], { encoding: 'utf8' });
+    t.is(child.status, 0, `run ${i}: exit ${child.status} signal ${child.signal} ${child.stderr}`);
+    t.is(child.stdout.trim(), 'done');
+  }
+});

@@ -28,13 +28,21 @@ Napi::Error MakeError(Napi::Env env, const std::string& code, const std::string&
 }
 
 Executor::Executor(Napi::Env env, Napi::Object owner, const std::string& name)
-    : owner_(Napi::Weak(owner)), name_(name) {
+    : owner_(Napi::Weak(owner)), name_(name), env_(env) {
   tsfn_ = Tsfn::New(env, "libtorch-resnet:" + name_, /*maxQueueSize=*/0, /*initialThreadCount=*/1);
   tsfn_.Unref(env);  // an idle model must not keep the process alive
   thread_ = std::thread([this] { Run(); });
+  napi_add_env_cleanup_hook(env_, &Executor::OnEnvironmentCleanup, this);
 }
 
 Executor::~Executor() {
+  napi_remove_env_cleanup_hook(env_, &Executor::OnEnvironmentCleanup, this);
+  StopAndJoin();
+}
+
+void Executor::OnEnvironmentCleanup(void* self) { static_cast<Executor*>(self)->StopAndJoin(); }
+
+void Executor::StopAndJoin() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;

@@ -48,6 +48,11 @@ class Executor {
   struct Completion;
 
   void Run();
+  // Stops the thread (after its job in flight) and joins it. Idempotent.
+  void StopAndJoin();
+  // Runs when the environment shuts down, before the ThreadSafeFunction is torn down (cleanup
+  // hooks run in reverse order of registration): the thread must have released it by then.
+  static void OnEnvironmentCleanup(void* self);
   void JobStarted(Napi::Env env);
   void JobSettled(Napi::Env env);
   static void Settle(Napi::Env env, Napi::Function, std::nullptr_t*, Completion* completion);
@@ -57,6 +62,7 @@ class Executor {
   Tsfn tsfn_;
   Napi::ObjectReference owner_;
   std::string name_;
+  napi_env env_;
   int pending_ = 0;        // JavaScript thread only
   bool closed_ = false;    // JavaScript thread only
   std::mutex mutex_;

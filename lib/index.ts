@@ -56,21 +56,5 @@ export { Trainer, type OptimizerOptions, type StepResult, type TrainerOptions, t
 export { evaluate, fit, loadCheckpoint, saveCheckpoint, type BatchSource, type EpochReport, type EvaluateResult, type FitOptions, type FitProgress, type FitReport } from './train/fit.js';
 export { readPth, writePth } from './weights/pth.js';
 export { FeatureMap, featureLayout, type FeatureLayout } from './features.js';
-export {
-  fromTransforms,
-  ImageError,
-  imagenetMean,
-  imagenetStd,
-  interpolations,
-  preprocess,
-  preprocessBatch,
-  resamplers,
-  type ImageInput,
-  type Interpolation,
-  type PreprocessBatchOptions,
-  type PreprocessOptions,
-  type Resampler,
-  type RGB,
-  type TransformsOptions,
-} from './image/index.js';
+export * from './image/index.js';
 export { topPredictions, type ClassifyOptions, type Prediction } from './classify.js';

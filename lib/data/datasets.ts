@@ -33,7 +33,9 @@ async function loadIdx(
   const dirs = [root, join(root, 'raw'), join(root, name, 'raw')];
   const prefix = split === 'train' ? 'train' : 't10k';
   const find = (base: string) => findFile(dirs, [base, `${base}.gz`], `the ${name} ${split} file '${base}'`);
-  const [imagesFile, labelsFile] = await Promise.all([find(`${prefix}-images-idx3-ubyte`), find(`${prefix}-labels-idx1-ubyte`)]);
+  // One after the other, so that when both are missing the error names the images file, always.
+  const imagesFile = await find(`${prefix}-images-idx3-ubyte`);
+  const labelsFile = await find(`${prefix}-labels-idx1-ubyte`);
   const [images, labels] = await Promise.all([readIdxImages(imagesFile), readIdxLabels(labelsFile)]);
   const [n, rows, cols] = images.shape as [number, number, number];
   if (labels.shape[0] !== n) {

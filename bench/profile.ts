@@ -174,6 +174,7 @@ function perfByDso(file: string): { dso: string; percent: number }[] | null {
 /** Stage of a oneDNN primitive from the spatial size of its output (or its tensor). */
 function stageOfSpatial(spatial: number, isPooling: boolean): string {
   if (isPooling && spatial === size / 4) return 'stem';
+  if (spatial === size) return 'input';
   const stages: [number, string][] = [[size / 2, 'stem'], [size / 4, 'layer1'], [size / 8, 'layer2'], [size / 16, 'layer3'], [size / 32, 'layer4']];
   for (const [s, name] of stages) if (Math.abs(spatial - s) < 1) return name;
   return spatial <= 1 ? 'head' : `other (${spatial})`;
@@ -287,7 +288,7 @@ async function main(): Promise<void> {
       const ortKinds = medianBy(ort.perRun, (e) => e.kind);
       const oursInside = median(ours.map((r) => r.reduce((a, e) => a + e.ms, 0)));
       const ortInside = median(ort.perRun.map((r) => r.reduce((a, e) => a + e.ms, 0)));
-      const stages = ['stem', 'layer1', 'layer2', 'layer3', 'layer4', 'head', ...new Set([...oursStages.keys(), ...ortStages.keys()])]
+      const stages = ['input', 'stem', 'layer1', 'layer2', 'layer3', 'layer4', 'head', ...new Set([...oursStages.keys(), ...ortStages.keys()])]
         .filter((s, i, all) => all.indexOf(s) === i && (oursStages.has(s) || ortStages.has(s)));
       const f = (x: number | undefined) => (x === undefined ? '–' : x.toFixed(2));
 
@@ -296,8 +297,8 @@ async function main(): Promise<void> {
         [
           ...stages.map((s) => [s, f(oursStages.get(s)), f(ortStages.get(s)), oursStages.has(s) && ortStages.has(s) ? (oursStages.get(s)! / ortStages.get(s)!).toFixed(2) : '–']),
           ['sum of the above', f(oursInside), f(ortInside), (oursInside / ortInside).toFixed(2)],
-          ['rest of a profiled run (framework, other ops, copies)', f(oursVerbose.medianMs - oursInside), f(median(ort.runMs) - ortInside), '–'],
-          ['wall time of a run, no profiling', f(oursPlain.medianMs), f(ortPlain.medianMs), (oursPlain.medianMs / ortPlain.medianMs).toFixed(2)],
+          ['rest of a profiled run (framework, other ops, copies; ours: and verbose printing)', f(oursVerbose.medianMs - oursInside), f(median(ort.runMs) - ortInside), '–'],
+          [`wall time of a run, no profiler${usePerf ? ' (perf sampling attached)' : ''}`, f(oursPlain.medianMs), f(ortPlain.medianMs), (oursPlain.medianMs / ortPlain.medianMs).toFixed(2)],
           ['cores busy during the runs', oursPlain.coresBusy.toFixed(2), ortPlain.coresBusy.toFixed(2), '–'],
           ['threads the runtime added to the process', oursPlain.threadsAfter - oursPlain.threadsAtStart, ortPlain.threadsAfter - ortPlain.threadsAtStart, '–'],
         ]));

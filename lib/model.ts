@@ -168,7 +168,7 @@ export class ResNet implements Disposable {
   /**
    * Eval-mode forward() runs through the inference engine by default: the network as a TorchScript
    * graph built from the current weights and optimized by LibTorch (BatchNorm folded, oneDNN
-   * prepacked convolutions, fused ReLU and residual adds), rebuilt after any change of weights or
+   * prepacked convolutions, blocked layout between layers), rebuilt after any change of weights or
    * mode. `false` runs the plain modules instead (the same numbers within 1e-4 relative).
    */
   async setInferenceEngine(enabled: boolean): Promise<this> {

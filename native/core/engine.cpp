@@ -145,7 +145,8 @@ InferenceEngine::InferenceEngine(const ResNetSpec& spec,
   }
   module.define(source(spec));
   // freeze() inlines the weights as constants and folds BatchNorm into the convolutions;
-  // optimize_for_inference() then prepacks the convolutions for oneDNN and fuses ReLU / add. (It
+  // optimize_for_inference() then prepacks the convolutions for oneDNN (on LibTorch 1.13 the
+  // ReLU / add that follow stay separate ops, as the profile in BENCHMARKS.md shows). (It
   // only freezes by itself modules that carry a `training` attribute, which this one does not.)
   torch::jit::Module frozen = torch::jit::freeze(module, c10::nullopt, /*optimize_numerics=*/true);
   impl_->module = torch::jit::optimize_for_inference(frozen);

@@ -1,7 +1,7 @@
 // The inference engine: the network rebuilt as a TorchScript graph from the current weights, then
 // frozen and optimized by LibTorch's own optimize_for_inference passes (BatchNorm folded into the
-// convolutions, convolution weights prepacked for oneDNN, ReLU and residual adds fused into the
-// convolutions, tensors kept in oneDNN's blocked layout between layers). Used by eval-mode
+// convolutions, convolution weights prepacked for oneDNN, tensors kept in oneDNN's blocked layout
+// between layers; ReLU and residual adds remain separate oneDNN ops, see BENCHMARKS.md's profile). Used by eval-mode
 // forward(); Model drops it whenever the weights or the mode change. Internal to native/core.
 #pragma once
 

@@ -19,6 +19,7 @@
         "native/core/runtime.cpp",
         "native/core/trainer.cpp",
         "native/core/engine.cpp",
+        "native/core/onednn_engine.cpp",
         "native/binding/addon.cc",
         "native/binding/model_wrap.cc",
         "native/binding/executor.cc",

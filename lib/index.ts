@@ -29,10 +29,10 @@ export {
   type ShortcutType,
   type StemType,
 } from './architectures.js';
-export { ResNet, type LoadStateDictOptions, type LoadStateDictResult, type StateDict } from './model.js';
+export { ResNet, type LoadStateDictOptions, type LoadStateDictResult, type StateDict, type InferenceEngineChoice, type InferenceEngineOptions } from './model.js';
 export type { CifarModelOptions, MemoryFormat, ModelOptions, Precision, ResNetConfig, ResNetSpecOptions } from './options.js';
 export { Tensor, dtypes, type DType, type TensorData, type TensorLike } from './tensor.js';
-export { cudaAvailable, cudaDeviceCount, getNumThreads, libtorchVersion, setNumThreads } from './runtime.js';
+export { cudaAvailable, cudaDeviceCount, getNumThreads, libtorchVersion, onednnEngineCompiled, setNumThreads } from './runtime.js';
 export {
   DeviceError,
   DisposedError,

@@ -31,6 +31,14 @@ export interface LoadStateDictResult {
 
 export type StateDict = Record<string, Tensor>;
 
+/** See ResNet.setInferenceEngine. */
+export type InferenceEngineChoice = 'auto' | 'onednn' | 'torchscript' | 'none';
+const INFERENCE_ENGINES = ['auto', 'onednn', 'torchscript', 'none'] as const;
+export interface InferenceEngineOptions {
+  /** oneDNN engine: Winograd's algorithm for 3x3 stride-1 convolutions where available (default true). */
+  winograd?: boolean;
+}
+
 export interface LoadOptions extends LoadStateDictOptions, LoadWeightsOptions {
   /** For a URL: progress callback, or true for a bar on stderr (when it is a terminal). */
   progress?: ProgressOption;
@@ -166,16 +174,35 @@ export class ResNet implements Disposable {
   }
 
   /**
-   * Eval-mode forward() runs through the inference engine by default: the network as a TorchScript
-   * graph built from the current weights and optimized by LibTorch (BatchNorm folded, oneDNN
-   * prepacked convolutions, blocked layout between layers), rebuilt after any change of weights or
-   * mode. `false` runs the plain modules instead (the same numbers within 1e-4 relative).
+   * Which inference engine float32 eval-mode forward() runs through; each is built from the current
+   * weights on first use and rebuilt after any change of weights, mode or device, and gives the
+   * plain modules' numbers within 1e-4 relative.
+   * - `'auto'` / `true` (default): `'onednn'` on the CPU when this build has it, else `'torchscript'`.
+   * - `'onednn'`: the network as oneDNN primitives (BatchNorm folded, weights packed once, ReLU and
+   *   residual add fused into the convolutions, activation buffers planned once per input shape).
+   *   CPU only; a `DeviceError` where it is not built in or the model is on a GPU.
+   * - `'torchscript'`: the network as TorchScript, frozen and optimized by LibTorch's
+   *   optimize_for_inference (contiguous memory format only).
+   * - `'none'` / `false`: the plain modules.
+   *
+   * `options.winograd` (oneDNN engine, default true): 3x3 stride-1 convolutions by Winograd's
+   * algorithm where oneDNN has kernels for it (AVX-512 CPUs), about 15% faster at batch 8 for
+   * resnet50; `false` keeps every convolution on the direct algorithm, as PyTorch computes it.
    */
-  async setInferenceEngine(enabled: boolean): Promise<this> {
+  async setInferenceEngine(engine: InferenceEngineChoice | boolean, options: InferenceEngineOptions = {}): Promise<this> {
     const trace = new Error();
-    v.boolean('enabled', enabled);
-    await this.#call(() => this.#native.setInferenceEngine(enabled), trace, () => undefined);
+    const choice: InferenceEngineChoice =
+      engine === true ? 'auto' : engine === false ? 'none' : v.oneOf('engine', engine, INFERENCE_ENGINES);
+    v.knownKeys('options', v.plainObject('options', options), ['winograd']);
+    const winograd = options.winograd === undefined ? true : v.boolean('options.winograd', options.winograd);
+    await this.#call(() => this.#native.setInferenceEngine(choice, { winograd }), trace, () => undefined);
     return this;
+  }
+
+  /** The engine float32 eval-mode forward() uses under the current settings ('none': plain modules). */
+  async inferenceEngine(): Promise<'onednn' | 'torchscript' | 'none'> {
+    const trace = new Error();
+    return this.#call(() => this.#native.inferenceEngine(), trace, (kind) => kind);
   }
 
   /** BatchNorm uses running statistics (the state after creation). */

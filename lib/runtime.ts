@@ -25,6 +25,15 @@ export function getNumThreads(): number {
   return native.getNumThreads();
 }
 
+/**
+ * True when this build has the oneDNN inference engine (built when oneDNN's headers were found and
+ * LibTorch itself links that oneDNN, as Debian's does); otherwise CPU inference uses the
+ * TorchScript engine.
+ */
+export function onednnEngineCompiled(): boolean {
+  return native.onednnEngineCompiled();
+}
+
 export function libtorchVersion(): string {
   return native.libtorchVersion();
 }

@@ -2,13 +2,14 @@
 # Installs the Debian packages this project needs, idempotently:
 #   libtorch-dev          LibTorch 1.13 (C++ API + CMake config) to build the addon against
 #   libopenblas0-pthread  a fast BLAS for LibTorch (the reference BLAS is ~40x slower)
+#   libdnnl-dev           oneDNN headers, the same 2.6 library LibTorch links, for the CPU inference engine
 #   python3-torchvision   PyTorch + torchvision for the parity fixtures (system Python only)
 #   dataset-fashion-mnist the real Fashion-MNIST IDX files, for the demo
 #   cmake, g++, make      the native build toolchain
 # Packages already present are left alone; apt-get update runs only when something is missing.
 set -euo pipefail
 
-PACKAGES=(libtorch-dev libopenblas0-pthread python3-torch python3-torchvision dataset-fashion-mnist cmake g++ make)
+PACKAGES=(libtorch-dev libopenblas0-pthread libdnnl-dev python3-torch python3-torchvision dataset-fashion-mnist cmake g++ make)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

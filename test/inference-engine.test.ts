@@ -1,20 +1,42 @@
-// The inference engine (eval-mode forward through LibTorch's optimized graph) equals the plain
-// modules within 1e-4 relative, and is rebuilt whenever the weights or the mode change.
+// The inference engines (eval-mode forward through oneDNN primitives, or through LibTorch's
+// optimized TorchScript graph) equal the plain modules within 1e-4 relative, and are rebuilt
+// whenever the weights or the mode change.
 import test from 'ava';
-import { createResNet, resnet18, resnet20, resnext50_32x4d, type ResNet } from '../lib/index.ts';
+import {
+  InvalidArgumentError,
+  createResNet,
+  getNumThreads,
+  onednnEngineCompiled,
+  resnet18,
+  resnet20,
+  resnext50_32x4d,
+  setNumThreads,
+  type InferenceEngineChoice,
+  type InferenceEngineOptions,
+  type ResNet,
+} from '../lib/index.ts';
 import { maxAbsDiff, randomTensor } from './helpers/inputs.ts';
 
-async function bothWays(model: ResNet, shape: number[]): Promise<{ engine: Float32Array; plain: Float32Array }> {
-  const x = randomTensor(shape, 3);
-  await model.setInferenceEngine(true);
-  const engine = (await model.forward(x)).data;
-  await model.setInferenceEngine(false);
-  const plain = (await model.forward(x)).data;
-  await model.setInferenceEngine(true);
-  return { engine, plain };
+interface EngineCase {
+  label: string;
+  engine: InferenceEngineChoice;
+  options: InferenceEngineOptions;
+  kind: 'onednn' | 'torchscript';
 }
+const engines: EngineCase[] = [
+  { label: 'onednn', engine: 'onednn', options: {}, kind: 'onednn' },
+  { label: 'onednn, direct only', engine: 'onednn', options: { winograd: false }, kind: 'onednn' },
+  { label: 'torchscript', engine: 'torchscript', options: {}, kind: 'torchscript' },
+];
 
 const relative = (a: Float32Array, b: Float32Array) => maxAbsDiff(a, b) / Math.max(1, ...Array.from(b, Math.abs));
+
+async function plainForward(model: ResNet, x: ReturnType<typeof randomTensor>): Promise<Float32Array> {
+  await model.setInferenceEngine('none');
+  const kind = await model.inferenceEngine();
+  if (kind !== 'none') throw new Error(`expected the plain modules, got the ${kind} engine`);
+  return (await model.forward(x)).data;
+}
 
 /** Non-trivial BatchNorm statistics, so that folding them into the convolutions matters. */
 async function trained(model: ResNet, shape: number[]): Promise<void> {
@@ -26,37 +48,136 @@ const cases: Array<[string, () => Promise<ResNet>, number[]]> = [
   ['resnet18', () => resnet18({ seed: 0, numClasses: 3 }), [2, 3, 64, 64]],
   ['resnext50_32x4d (groups)', () => resnext50_32x4d({ seed: 0, numClasses: 3 }), [2, 3, 64, 64]],
   ['resnet50 with dilation', () => createResNet({ block: 'bottleneck', layers: [1, 1, 1, 1], numClasses: 3, replaceStrideWithDilation: [false, true, true], seed: 0 }), [2, 3, 64, 64]],
+  ['custom bottleneck, groups 4, width 24, 2 input channels', () => createResNet({ block: 'bottleneck', layers: [1, 2, 1, 1], widths: [24, 40, 48, 56], groups: 4, widthPerGroup: 16, inChannels: 2, numClasses: 5, seed: 0 }), [3, 2, 48, 40]],
   ['resnet20 option A, grayscale', () => resnet20({ seed: 0, numClasses: 3, inChannels: 1 }), [4, 1, 28, 28]],
   ['resnet20 option B', () => resnet20({ seed: 0, numClasses: 3, shortcut: 'B' }), [4, 3, 32, 32]],
   ['plain20', () => resnet20({ seed: 0, numClasses: 3, plain: true }), [4, 3, 32, 32]],
 ];
 
 for (const [name, build, shape] of cases) {
-  test.serial(`${name}: engine equals the plain modules`, async (t) => {
+  test.serial(`${name}: every engine equals the plain modules`, async (t) => {
     const model = await build();
     await trained(model, shape);
-    const { engine, plain } = await bothWays(model, shape);
-    const rel = relative(engine, plain);
-    t.log(`max relative difference ${rel.toExponential(2)}`);
-    t.true(rel <= 1e-4, `max relative difference ${rel}`);
+    const x = randomTensor(shape, 3);
+    const plain = await plainForward(model, x);
+    for (const e of engines) {
+      if (e.kind === 'onednn' && !onednnEngineCompiled()) continue;
+      await model.setInferenceEngine(e.engine, e.options);
+      t.is(await model.inferenceEngine(), e.kind);
+      const out = (await model.forward(x)).data;
+      const rel = relative(out, plain);
+      t.log(`${e.label}: max relative difference ${rel.toExponential(2)}`);
+      t.true(rel <= 1e-4, `${e.label}: max relative difference ${rel}`);
+    }
     model.dispose();
   });
 }
 
-test.serial('the engine follows new weights and training', async (t) => {
-  const model = await resnet18({ seed: 0, numClasses: 3 });
-  const x = randomTensor([1, 3, 32, 32], 8);
-  const before = (await model.forward(x)).data;
-  const other = await resnet18({ seed: 1, numClasses: 3 });
-  await model.loadStateDict(await other.stateDict());
-  const loaded = (await model.forward(x)).data;
-  t.true(relative(loaded, (await other.forward(x)).data) <= 1e-4, 'after loadStateDict the engine has the new weights');
-  t.true(maxAbsDiff(loaded, before) > 1e-3);
-  await trained(model, [3, 3, 32, 32]);
-  const afterTraining = (await model.forward(x)).data;
-  t.true(maxAbsDiff(afterTraining, loaded) > 1e-4, 'after training steps the engine has the trained weights');
+test.serial('the oneDNN engine is built in and is the default on the CPU', async (t) => {
+  // Debian's LibTorch links the system oneDNN, and scripts/install-system-deps.sh installs its
+  // headers: a build here without the engine is a broken build.
+  t.true(onednnEngineCompiled());
+  const model = await resnet20({ seed: 0 });
+  t.is(await model.inferenceEngine(), 'onednn');
   await model.setInferenceEngine(false);
-  t.true(relative(afterTraining, (await model.forward(x)).data) <= 1e-4);
-  other.dispose();
+  t.is(await model.inferenceEngine(), 'none');
+  await model.setInferenceEngine(true);
+  t.is(await model.inferenceEngine(), 'onednn');
+  await model.setInferenceEngine('torchscript');
+  t.is(await model.inferenceEngine(), 'torchscript');
   model.dispose();
 });
+
+test.serial('autocast and channels_last decide which engine runs', async (t) => {
+  const bf16 = await resnet20({ seed: 0, precision: 'bfloat16' });
+  t.is(await bf16.inferenceEngine(), 'none', 'bfloat16 autocast runs the modules');
+  bf16.dispose();
+  const cl = await resnet18({ seed: 0, numClasses: 3, memoryFormat: 'channels_last' });
+  t.is(await cl.inferenceEngine(), 'onednn', 'the oneDNN engine reads channels_last inputs');
+  await trained(cl, [2, 3, 32, 32]);
+  const x = randomTensor([2, 3, 40, 48], 4);
+  const engine = (await cl.forward(x)).data;
+  t.true(relative(engine, await plainForward(cl, x)) <= 1e-4);
+  await cl.setInferenceEngine('torchscript');
+  t.is(await cl.inferenceEngine(), 'none', 'the TorchScript engine was frozen for contiguous inputs');
+  cl.dispose();
+});
+
+test.serial('the oneDNN engine plans each input shape and thread count, and evicts old plans', async (t) => {
+  const model = await resnet18({ seed: 0, numClasses: 4 });
+  await trained(model, [2, 3, 32, 32]);
+  const shapes = [[1, 3, 32, 32], [3, 3, 32, 32], [1, 3, 64, 48], [2, 3, 33, 35], [5, 3, 32, 32], [1, 3, 32, 32], [3, 3, 32, 32]];
+  const inputs = shapes.map((s, i) => randomTensor(s, 20 + i));
+  const plain: Float32Array[] = [];
+  for (const x of inputs) plain.push(await plainForward(model, x));
+  await model.setInferenceEngine('onednn');
+  // Twice round: the second pass reuses (or, past the cache's 4 plans, rebuilds) each plan.
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < inputs.length; i++) {
+      const out = await model.forward(inputs[i]!);
+      t.deepEqual(out.shape, [shapes[i]![0]!, 4]);
+      t.true(relative(out.data, plain[i]!) <= 1e-4, `shape ${shapes[i]} round ${round}`);
+    }
+  }
+  const threads = getNumThreads();
+  try {
+    setNumThreads(1);
+    t.true(relative((await model.forward(inputs[0]!)).data, plain[0]!) <= 1e-4, 'a plan for 1 thread');
+  } finally {
+    setNumThreads(threads);
+  }
+  model.dispose();
+});
+
+test.serial('the oneDNN engine gives each call its own output and leaves the input alone', async (t) => {
+  const model = await resnet18({ seed: 0, numClasses: 3 });
+  const a = randomTensor([2, 3, 32, 32], 1);
+  const b = randomTensor([2, 3, 32, 32], 2);
+  const aCopy = Float32Array.from(a.data);
+  const [outA, outB] = await Promise.all([model.forward(a), model.forward(b)]);
+  t.deepEqual(Array.from(a.data), Array.from(aCopy));
+  t.true(maxAbsDiff(outA.data, outB.data) > 1e-4, 'two inputs, two different outputs');
+  t.deepEqual(Array.from((await model.forward(a)).data), Array.from(outA.data), 'the same input gives the same logits');
+  model.dispose();
+});
+
+test.serial('models running at the same moment on the oneDNN engine agree with running alone', async (t) => {
+  const models = await Promise.all([resnet18({ seed: 1, numClasses: 3 }), resnet18({ seed: 2, numClasses: 3 })]);
+  const x = randomTensor([2, 3, 48, 48], 5);
+  const alone = [(await models[0]!.forward(x)).data, (await models[1]!.forward(x)).data];
+  for (let i = 0; i < 3; i++) {
+    const together = await Promise.all(models.map((m) => m.forward(x)));
+    t.true(relative(together[0]!.data, alone[0]!) <= 1e-5);
+    t.true(relative(together[1]!.data, alone[1]!) <= 1e-5);
+  }
+  for (const m of models) m.dispose();
+});
+
+test.serial('setInferenceEngine rejects unknown engines and options with typed errors', async (t) => {
+  const model = await resnet20({ seed: 0 });
+  await t.throwsAsync(model.setInferenceEngine('fast' as never), { instanceOf: InvalidArgumentError, message: /engine/ });
+  await t.throwsAsync(model.setInferenceEngine('onednn', { winograd: 'yes' as never }), { instanceOf: InvalidArgumentError, message: /winograd/ });
+  await t.throwsAsync(model.setInferenceEngine('onednn', { fast: true } as never), { instanceOf: InvalidArgumentError, message: /fast/ });
+  t.is(await model.inferenceEngine(), 'onednn', 'a rejected call changes nothing');
+  model.dispose();
+});
+
+for (const e of engines) {
+  test.serial(`${e.label}: the engine follows new weights and training`, async (t) => {
+    const model = await resnet18({ seed: 0, numClasses: 3 });
+    await model.setInferenceEngine(e.engine, e.options);
+    const x = randomTensor([1, 3, 32, 32], 8);
+    const before = (await model.forward(x)).data;
+    const other = await resnet18({ seed: 1, numClasses: 3 });
+    await model.loadStateDict(await other.stateDict());
+    const loaded = (await model.forward(x)).data;
+    t.true(relative(loaded, (await other.forward(x)).data) <= 1e-4, 'after loadStateDict the engine has the new weights');
+    t.true(maxAbsDiff(loaded, before) > 1e-3);
+    await trained(model, [3, 3, 32, 32]);
+    const afterTraining = (await model.forward(x)).data;
+    t.true(maxAbsDiff(afterTraining, loaded) > 1e-4, 'after training steps the engine has the trained weights');
+    t.true(relative(afterTraining, await plainForward(model, x)) <= 1e-4);
+    other.dispose();
+    model.dispose();
+  });
+}

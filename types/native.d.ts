@@ -73,8 +73,10 @@ export interface NativeModel {
   /** Maps by name ('stem', 'layer1'.., 'pool'), in the order asked for. */
   features(input: NativeTensorIn, names: string[]): Promise<Array<NativeTensorOut & { name: string }>>;
   setTraining(training: boolean): Promise<void>;
-  /** Eval-mode forward through the optimized graph (true, the default) or the plain modules. */
-  setInferenceEngine(enabled: boolean): Promise<void>;
+  /** Which engine eval-mode forward uses ('auto' is the default; 'none': the plain modules). */
+  setInferenceEngine(engine: 'auto' | 'onednn' | 'torchscript' | 'none', options?: { winograd?: boolean }): Promise<void>;
+  /** The engine eval-mode forward uses under the current settings. */
+  inferenceEngine(): Promise<'onednn' | 'torchscript' | 'none'>;
   /** Autocast precision and memory layout of forwards and training steps. */
   setExecution(precision: 'float32' | 'bfloat16' | 'float16', channelsLast: boolean): Promise<void>;
   stateDict(): Promise<Array<NativeTensorOut & { name: string }>>;
@@ -104,4 +106,6 @@ export interface NativeBinding {
   getNumThreads(): number;
   libtorchVersion(): string;
   parallelInfo(): string;
+  /** True when the addon was built with oneDNN's headers (the 'onednn' inference engine). */
+  onednnEngineCompiled(): boolean;
 }

@@ -35,6 +35,10 @@ Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), runtime::num_threads());
 }
 
+Napi::Value OnednnEngineCompiled(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), runtime::onednn_engine_compiled());
+}
+
 Napi::Value LibtorchVersion(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), runtime::libtorch_version());
 }
@@ -57,6 +61,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New<SetNumThreads>(env, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New<GetNumThreads>(env, "getNumThreads"));
   exports.Set("libtorchVersion", Napi::Function::New<LibtorchVersion>(env, "libtorchVersion"));
+  exports.Set("onednnEngineCompiled", Napi::Function::New<OnednnEngineCompiled>(env, "onednnEngineCompiled"));
   exports.Set("parallelInfo", Napi::Function::New<ParallelInfo>(env, "parallelInfo"));
   return exports;
 }

@@ -12,6 +12,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Features>("features"),
                          InstanceMethod<&ModelWrap::SetTraining>("setTraining"),
                          InstanceMethod<&ModelWrap::SetInferenceEngine>("setInferenceEngine"),
+                         InstanceMethod<&ModelWrap::InferenceEngine>("inferenceEngine"),
                          InstanceMethod<&ModelWrap::SetExecution>("setExecution"),
                          InstanceMethod<&ModelWrap::StateDict>("stateDict"),
                          InstanceMethod<&ModelWrap::LoadStateDict>("loadStateDict"),
@@ -107,10 +108,34 @@ Napi::Value ModelWrap::SetTraining(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelWrap::SetInferenceEngine(const Napi::CallbackInfo& info) {
-  const bool enabled = info[0].ToBoolean().Value();
-  return Enqueue(info.Env(), [enabled](Model& model) -> Finish {
-    model.set_inference_engine(enabled);
+  const std::string name = info[0].ToString().Utf8Value();
+  EngineChoice choice;
+  if (name == "auto") {
+    choice = EngineChoice::Auto;
+  } else if (name == "onednn") {
+    choice = EngineChoice::OneDnn;
+  } else if (name == "torchscript") {
+    choice = EngineChoice::TorchScript;
+  } else if (name == "none") {
+    choice = EngineChoice::None;
+  } else {
+    ThrowInvalid(info.Env(), "Expected 'auto', 'onednn', 'torchscript' or 'none' for the inference engine but received '" + name + "'");
+  }
+  OneDnnOptions onednn;
+  if (info.Length() > 1 && info[1].IsObject()) {
+    const Napi::Value winograd = info[1].As<Napi::Object>().Get("winograd");
+    if (!winograd.IsUndefined()) onednn.winograd = winograd.ToBoolean().Value();
+  }
+  return Enqueue(info.Env(), [choice, onednn](Model& model) -> Finish {
+    model.set_inference_engine(choice, onednn);
     return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
+  });
+}
+
+Napi::Value ModelWrap::InferenceEngine(const Napi::CallbackInfo& info) {
+  return Enqueue(info.Env(), [](Model& model) -> Finish {
+    std::string kind = model.inference_engine();
+    return [kind](Napi::Env env) -> Napi::Value { return Napi::String::New(env, kind); };
   });
 }
 

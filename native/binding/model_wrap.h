@@ -32,6 +32,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Features(const Napi::CallbackInfo& info);
   Napi::Value SetTraining(const Napi::CallbackInfo& info);
   Napi::Value SetInferenceEngine(const Napi::CallbackInfo& info);
+  Napi::Value InferenceEngine(const Napi::CallbackInfo& info);
   Napi::Value SetExecution(const Napi::CallbackInfo& info);
   Napi::Value StateDict(const Napi::CallbackInfo& info);
   Napi::Value LoadStateDict(const Napi::CallbackInfo& info);

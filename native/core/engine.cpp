@@ -35,23 +35,7 @@ class SourceWriter {
     bn("x", "x", "bn1");
     line("x = torch.relu(x)");
     if (spec_.stem == Stem::ImageNet) line("x = torch.max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], False)");
-    int64_t inplanes = spec_.widths[0];
-    int64_t dilation = 1;
-    const int64_t expansion = spec_.block == BlockKind::Basic ? 1 : 4;
-    for (size_t s = 0; s < spec_.widths.size(); ++s) {
-      const int64_t planes = spec_.widths[s];
-      int64_t stride = s == 0 ? 1 : 2;
-      const int64_t previous_dilation = dilation;
-      if (s > 0 && spec_.replace_stride_with_dilation[s - 1]) {
-        dilation *= stride;
-        stride = 1;
-      }
-      for (int64_t b = 0; b < spec_.layers[s]; ++b) {
-        const std::string prefix = "layer" + std::to_string(s + 1) + "." + std::to_string(b);
-        block(prefix, inplanes, planes, b == 0 ? stride : 1, b == 0 ? previous_dilation : dilation);
-        inplanes = planes * expansion;
-      }
-    }
+    for_each_block(spec_, [this](const BlockLayout& b) { block(b); });
     line("x = torch.adaptive_avg_pool2d(x, [1, 1])");
     line("x = torch.flatten(x, 1)");
     line("return torch.linear(x, self.fc_weight, self.fc_bias)");
@@ -76,9 +60,10 @@ class SourceWriter {
          "_running_mean, self." + n + "_running_var, False, 0.1, 1e-05, False)");
   }
 
-  void block(const std::string& p, int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation) {
-    const int64_t expansion = spec_.block == BlockKind::Basic ? 1 : 4;
-    const int64_t out_channels = planes * expansion;
+  void block(const BlockLayout& b) {
+    const std::string& p = b.prefix;
+    const int64_t stride = b.stride;
+    const int64_t dilation = b.dilation;
     if (spec_.block == BlockKind::Basic) {
       conv("out", "x", p + ".conv1", stride, dilation, dilation, 1);
       bn("out", "out", p + ".bn1");
@@ -95,7 +80,7 @@ class SourceWriter {
       conv("out", "out", p + ".conv3", 1, 0, 1, 1);
       bn("out", "out", p + ".bn3");
     }
-    const bool changes = stride != 1 || inplanes != out_channels;
+    const bool changes = b.changes_shape;
     switch (spec_.shortcut) {
       case Shortcut::None:
         line("x = torch.relu(out)");
@@ -111,7 +96,7 @@ class SourceWriter {
         return;
       case Shortcut::ZeroPad:
         if (changes) {
-          const int64_t extra = out_channels - inplanes;
+          const int64_t extra = b.out_channels - b.inplanes;
           std::ostringstream s;
           s << "x = torch.relu(out + torch.constant_pad_nd(x[:, :, ::" << stride << ", ::" << stride
             << "], [0, 0, 0, 0, " << extra / 2 << ", " << extra - extra / 2 << "], 0.0))";
@@ -127,38 +112,68 @@ class SourceWriter {
   std::ostringstream out_;
 };
 
-}  // namespace
+class TorchScriptEngine final : public InferenceEngine {
+ public:
+  TorchScriptEngine(const ResNetSpec& spec, const NamedState& state) {
+    torch::jit::Module module("__torch__.libtorch_resnet.InferenceResNet");
+    for (const auto& [name, tensor] : state) {
+      if (name.size() > 20 && name.compare(name.size() - 20, 20, ".num_batches_tracked") == 0) continue;
+      module.register_attribute(attr(name), c10::TensorType::get(), tensor.detach().clone(), /*is_param=*/false);
+    }
+    module.define(torchscript_source(spec));
+    // freeze() inlines the weights as constants and folds BatchNorm into the convolutions;
+    // optimize_for_inference() then prepacks the convolutions for oneDNN (on LibTorch 1.13 the
+    // ReLU / add that follow stay separate ops, as the profile in BENCHMARKS.md shows). (It
+    // only freezes by itself modules that carry a `training` attribute, which this one does not.)
+    torch::jit::Module frozen = torch::jit::freeze(module, c10::nullopt, /*optimize_numerics=*/true);
+    module_ = torch::jit::optimize_for_inference(frozen);
+    if (std::getenv("LIBTORCH_RESNET_PRINT_ENGINE") != nullptr) {
+      std::cerr << *module_.get_method("forward").graph() << std::endl;
+    }
+  }
 
-struct InferenceEngine::Impl {
-  torch::jit::Module module;
+  at::Tensor forward(const at::Tensor& x) override { return module_.forward({x}).toTensor(); }
+  const char* kind() const override { return "torchscript"; }
+
+ private:
+  torch::jit::Module module_;
 };
 
-std::string InferenceEngine::source(const ResNetSpec& spec) { return SourceWriter(spec).write(); }
-
-InferenceEngine::InferenceEngine(const ResNetSpec& spec,
-                                 const std::vector<std::pair<std::string, at::Tensor>>& state)
-    : impl_(std::make_unique<Impl>()) {
-  torch::jit::Module module("__torch__.libtorch_resnet.InferenceResNet");
-  for (const auto& [name, tensor] : state) {
-    if (name.size() > 20 && name.compare(name.size() - 20, 20, ".num_batches_tracked") == 0) continue;
-    module.register_attribute(attr(name), c10::TensorType::get(), tensor.detach().clone(), /*is_param=*/false);
-  }
-  module.define(source(spec));
-  // freeze() inlines the weights as constants and folds BatchNorm into the convolutions;
-  // optimize_for_inference() then prepacks the convolutions for oneDNN (on LibTorch 1.13 the
-  // ReLU / add that follow stay separate ops, as the profile in BENCHMARKS.md shows). (It
-  // only freezes by itself modules that carry a `training` attribute, which this one does not.)
-  torch::jit::Module frozen = torch::jit::freeze(module, c10::nullopt, /*optimize_numerics=*/true);
-  impl_->module = torch::jit::optimize_for_inference(frozen);
-  if (std::getenv("LIBTORCH_RESNET_PRINT_ENGINE") != nullptr) {
-    std::cerr << *impl_->module.get_method("forward").graph() << std::endl;
-  }
-}
+}  // namespace
 
 InferenceEngine::~InferenceEngine() = default;
 
-at::Tensor InferenceEngine::forward(const at::Tensor& x) {
-  return impl_->module.forward({x}).toTensor();
+std::string torchscript_source(const ResNetSpec& spec) { return SourceWriter(spec).write(); }
+
+std::unique_ptr<InferenceEngine> make_torchscript_engine(const ResNetSpec& spec, const NamedState& state) {
+  return std::make_unique<TorchScriptEngine>(spec, state);
+}
+
+void for_each_block(const ResNetSpec& spec, const std::function<void(const BlockLayout&)>& visit) {
+  const int64_t expansion = spec.block == BlockKind::Basic ? 1 : 4;
+  int64_t inplanes = spec.widths[0];
+  int64_t dilation = 1;
+  for (size_t s = 0; s < spec.widths.size(); ++s) {
+    const int64_t planes = spec.widths[s];
+    int64_t stride = s == 0 ? 1 : 2;
+    const int64_t previous_dilation = dilation;
+    if (s > 0 && spec.replace_stride_with_dilation[s - 1]) {
+      dilation *= stride;
+      stride = 1;
+    }
+    for (int64_t b = 0; b < spec.layers[s]; ++b) {
+      BlockLayout layout;
+      layout.prefix = "layer" + std::to_string(s + 1) + "." + std::to_string(b);
+      layout.inplanes = inplanes;
+      layout.planes = planes;
+      layout.out_channels = planes * expansion;
+      layout.stride = b == 0 ? stride : 1;
+      layout.dilation = b == 0 ? previous_dilation : dilation;
+      layout.changes_shape = layout.stride != 1 || inplanes != layout.out_channels;
+      visit(layout);
+      inplanes = layout.out_channels;
+    }
+  }
 }
 
 }  // namespace resnet

@@ -1,10 +1,16 @@
-// The inference engine: the network rebuilt as a TorchScript graph from the current weights, then
-// frozen and optimized by LibTorch's own optimize_for_inference passes (BatchNorm folded into the
-// convolutions, convolution weights prepacked for oneDNN, tensors kept in oneDNN's blocked layout
-// between layers; ReLU and residual adds remain separate oneDNN ops, see BENCHMARKS.md's profile). Used by eval-mode
-// forward(); Model drops it whenever the weights or the mode change. Internal to native/core.
+// The inference engines behind eval-mode forward(). Model builds one lazily from the current
+// weights and drops it whenever the weights, the mode or the device change. Internal to native/core.
+//
+//  - OneDnnEngine (onednn_engine.cpp, CPU): the network as a list of oneDNN primitives.
+//    BatchNorm is folded into the convolutions, weights are reordered once into the layout each
+//    convolution wants, ReLU and the residual add run as post-ops of the convolution before them,
+//    activations stay in oneDNN's blocked layout in buffers planned once per input shape.
+//  - TorchScriptEngine (engine.cpp, any device): the network as TorchScript, frozen and run
+//    through LibTorch's optimize_for_inference (BatchNorm folded, oneDNN prepacking on the CPU;
+//    ReLU and add stay separate ops).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -16,19 +22,38 @@
 
 namespace resnet {
 
+using NamedState = std::vector<std::pair<std::string, at::Tensor>>;
+
 class InferenceEngine {
  public:
-  // `state`: the model's parameters and buffers by state_dict name.
-  InferenceEngine(const ResNetSpec& spec, const std::vector<std::pair<std::string, at::Tensor>>& state);
-  ~InferenceEngine();
-  at::Tensor forward(const at::Tensor& x);
-
-  // The TorchScript source the engine compiles (exposed for tests and curiosity).
-  static std::string source(const ResNetSpec& spec);
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  virtual ~InferenceEngine();
+  // x: float32 images [N, C, H, W] on the engine's device (any strides). Returns logits [N, classes].
+  virtual at::Tensor forward(const at::Tensor& x) = 0;
+  virtual const char* kind() const = 0;
 };
+
+// `state`: the model's parameters and buffers by state_dict name.
+std::unique_ptr<InferenceEngine> make_torchscript_engine(const ResNetSpec& spec, const NamedState& state);
+// Throws Error(kDevice) when the addon was built without oneDNN (runtime::onednn_engine_compiled()).
+std::unique_ptr<InferenceEngine> make_onednn_engine(const ResNetSpec& spec, const NamedState& state,
+                                                    const OneDnnOptions& options);
+
+// The TorchScript source the TorchScript engine compiles (exposed for tests and curiosity).
+std::string torchscript_source(const ResNetSpec& spec);
+
+// One residual block as torchvision's ResNet._make_layer lays it out.
+struct BlockLayout {
+  std::string prefix;  // "layer2.0"
+  int64_t inplanes;    // input channels
+  int64_t planes;      // width of the stage; output channels are planes * expansion
+  int64_t out_channels;
+  int64_t stride;
+  int64_t dilation;
+  // The shortcut must change shape (stride or channels): a projection or zero padding.
+  bool changes_shape;
+};
+// Calls `visit` for each block of the network, in order (shared by both engines so the stage,
+// stride and dilation arithmetic exists once beside resnet.cpp's modules).
+void for_each_block(const ResNetSpec& spec, const std::function<void(const BlockLayout&)>& visit);
 
 }  // namespace resnet

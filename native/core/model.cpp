@@ -144,8 +144,12 @@ HostTensor Model::forward(const HostTensor& input) {
     return to_host(impl_->net->forward(x).to(at::kFloat));
   }
   c10::InferenceMode inference;
-  if (impl_->engine_applies()) {
-    if (!impl_->engine) impl_->engine = std::make_unique<InferenceEngine>(impl_->spec, impl_->state());
+  const EngineChoice kind = impl_->engine_kind();
+  if (kind != EngineChoice::None) {
+    if (!impl_->engine) {
+      impl_->engine = kind == EngineChoice::OneDnn ? make_onednn_engine(impl_->spec, impl_->state(), impl_->onednn_options)
+                                                   : make_torchscript_engine(impl_->spec, impl_->state());
+    }
     return to_host(impl_->engine->forward(x));
   }
   return to_host(impl_->net->forward(x).to(at::kFloat));
@@ -185,9 +189,32 @@ void Model::set_execution(Precision precision, bool channels_last) {
   impl_->engine.reset();
 }
 
-void Model::set_inference_engine(bool enabled) {
-  impl_->use_engine = enabled;
+void Model::set_inference_engine(EngineChoice choice, const OneDnnOptions& onednn) {
+  if (choice == EngineChoice::OneDnn && !runtime::onednn_engine_compiled()) {
+    throw Error(codes::kDevice, "the 'onednn' inference engine is not in this build (oneDNN's headers were not found when the addon was compiled): use 'torchscript' or 'auto'");
+  }
+  if (choice == EngineChoice::OneDnn && !impl_->device.is_cpu()) {
+    throw Error(codes::kDevice, "the 'onednn' inference engine runs on the CPU, but the model is on " + impl_->device.str() + ": use 'torchscript' or 'auto'");
+  }
+  impl_->engine_choice = choice;
+  impl_->onednn_options = onednn;
   impl_->engine.reset();
+}
+
+std::string Model::inference_engine() const {
+  switch (impl_->engine_kind()) {
+    case EngineChoice::OneDnn: return "onednn";
+    case EngineChoice::TorchScript: return "torchscript";
+    default: return "none";
+  }
+}
+
+EngineChoice Model::Impl::engine_kind() const {
+  if (engine_choice == EngineChoice::None || precision != Precision::Float32) return EngineChoice::None;
+  const bool onednn_fits = runtime::onednn_engine_compiled() && device.is_cpu();
+  if (engine_choice == EngineChoice::OneDnn) return onednn_fits ? EngineChoice::OneDnn : EngineChoice::None;
+  if (engine_choice == EngineChoice::Auto && onednn_fits) return EngineChoice::OneDnn;
+  return channels_last ? EngineChoice::None : EngineChoice::TorchScript;
 }
 bool Model::training() const { return impl_->net->is_training(); }
 

@@ -31,8 +31,12 @@ class Model {
 
   void set_training(bool training);
   bool training() const;
-  // Eval-mode forward through the optimized inference engine (default) or the plain modules.
-  void set_inference_engine(bool enabled);
+  // Eval-mode forward through an inference engine (default: Auto) or the plain modules (None).
+  // OneDnn throws Error(kDevice) where it cannot run (not built in, or not on the CPU).
+  void set_inference_engine(EngineChoice choice, const OneDnnOptions& onednn = {});
+  // The engine eval-mode forward() uses under the current settings: "onednn", "torchscript" or
+  // "none" (plain modules).
+  std::string inference_engine() const;
   // Autocast precision and memory layout for forwards and training steps. Throws a DeviceError
   // for float16 on the CPU (LibTorch's CPU autocast supports bfloat16 only).
   void set_execution(Precision precision, bool channels_last);

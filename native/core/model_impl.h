@@ -22,13 +22,14 @@ struct Model::Impl {
   std::unique_ptr<Trainer> trainer;
   // Eval-mode forward's optimized graph; built on first use, dropped when weights or mode change.
   std::unique_ptr<InferenceEngine> engine;
-  bool use_engine = true;
+  EngineChoice engine_choice = EngineChoice::Auto;
+  OneDnnOptions onednn_options;
   Precision precision = Precision::Float32;
   bool channels_last = false;
 
-  // The optimized engine serves float32, default-layout eval forwards; everything else runs the
-  // modules directly (under autocast when asked).
-  bool engine_applies() const { return use_engine && precision == Precision::Float32 && !channels_last; }
+  // The engine float32 eval forwards use, or None: autocast runs the modules directly. oneDNN's
+  // engine reads any input layout; the TorchScript one was frozen for contiguous inputs.
+  EngineChoice engine_kind() const;
 
   Impl();
   ~Impl();

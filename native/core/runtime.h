@@ -7,6 +7,8 @@ namespace resnet::runtime {
 
 // True when this addon was compiled against a LibTorch with CUDA (torch_cuda linked).
 bool cuda_compiled();
+// True when the oneDNN inference engine was compiled in (onednn_engine.cpp).
+bool onednn_engine_compiled();
 bool cuda_available();
 int cuda_device_count();
 

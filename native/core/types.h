@@ -69,6 +69,15 @@ struct ResNetSpec {
   int64_t in_channels = 3;
 };
 
+// Which inference engine eval-mode forward() uses (engine.h): Auto picks oneDNN on the CPU when
+// the addon was built with it, TorchScript otherwise; None runs the plain modules.
+enum class EngineChoice { None, Auto, OneDnn, TorchScript };
+struct OneDnnOptions {
+  // 3x3 stride-1 convolutions by Winograd's algorithm where oneDNN has a kernel for them
+  // (AVX-512 CPUs): fewer multiplications, results within ~1e-6 relative of the direct algorithm.
+  bool winograd = true;
+};
+
 // Arithmetic of forward passes and training steps: float32, or autocast to a 16-bit type
 // (float16 trains with dynamic loss scaling, as torch.cuda.amp.GradScaler).
 enum class Precision { Float32, BFloat16, Float16 };

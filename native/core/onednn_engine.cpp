@@ -1,0 +1,460 @@
+// The CPU inference engine: the ResNet as a straight list of oneDNN primitives, built without
+// LibTorch's operator dispatch or TorchScript interpreter in the way.
+//
+// Per network (once, from the weights):
+//   every convolution gets BatchNorm folded in (w * gamma / sqrt(var + eps), beta - mean * ...).
+// Per input shape and thread count (a "plan", cached):
+//   each convolution picks its own weight layout (format `any`), weights are reordered into it
+//   once; ReLU and the residual add become post-ops (dst = relu(conv(src) + dst), with dst already
+//   holding the shortcut, so the identity shortcut is accumulated in place); activations live in a
+//   few buffers reused from block to block; a single scratchpad serves every primitive. A forward
+//   then allocates nothing but its output.
+#include "engine.h"
+#include "runtime.h"
+
+#ifdef RESNET_WITH_ONEDNN
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+namespace resnet {
+
+namespace {
+
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// One convolution with BatchNorm folded in: weights [O, I/groups, K, K] and bias [O], float32.
+struct FoldedConv {
+  at::Tensor weight;
+  at::Tensor bias;
+  int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
+  // Weights already reordered into a layout some plan asked for (usually one entry).
+  std::vector<std::pair<memory::desc, memory>> packed;
+
+  int64_t out_channels() const { return weight.size(0); }
+  int64_t kernel() const { return weight.size(2); }
+
+  memory::desc plain_weight_desc() const {
+    const int64_t o = weight.size(0), i = weight.size(1), k = weight.size(2);
+    if (groups == 1) return memory::desc({o, i, k, k}, dt::f32, tag::oihw);
+    return memory::desc({groups, o / groups, i, k, k}, dt::f32, tag::goihw);
+  }
+  memory::dims weight_dims() const { return plain_weight_desc().dims(); }
+
+  const memory& weights_in(const memory::desc& wanted) {
+    for (const auto& [desc, mem] : packed) {
+      if (desc == wanted) return mem;
+    }
+    memory plain(plain_weight_desc(), cpu_engine(), weight.data_ptr());
+    memory mem(wanted, cpu_engine());
+    dnnl::stream stream(cpu_engine());
+    dnnl::reorder(plain, mem).execute(stream, plain, mem);
+    stream.wait();
+    packed.emplace_back(wanted, mem);
+    return packed.back().second;
+  }
+};
+
+// A value flowing between primitives during planning: its layout and the buffer slot it lives in
+// (-1: the caller's input; -2: the caller's output).
+struct Value {
+  memory::desc desc;
+  int slot;
+};
+constexpr int kInputSlot = -1;
+constexpr int kOutputSlot = -2;
+
+struct Step {
+  dnnl::primitive primitive;
+  // DNNL_ARG_* -> value index, and DNNL_ARG_* -> fixed memory (weights, bias).
+  std::vector<std::pair<int, int>> values;
+  std::vector<std::pair<int, memory>> fixed;
+};
+
+// Everything one input shape needs, ready to run.
+struct Plan {
+  memory::dims input_dims;
+  memory::dims input_strides;
+  int threads = 0;
+
+  std::vector<Value> values;
+  std::vector<Step> steps;
+  std::vector<size_t> slot_bytes;
+  size_t scratchpad_bytes = 0;
+  int64_t batch = 0, classes = 0;
+  int input_value = -1, output_value = -1;
+
+  // Materialized after planning.
+  std::vector<std::unique_ptr<void, decltype(&std::free)>> buffers;  // slots, then the scratchpad
+  std::vector<memory> memories;  // one per value; input/output handles are set per call
+  std::vector<std::unordered_map<int, memory>> args;
+};
+
+class OneDnnEngine final : public InferenceEngine {
+ public:
+  OneDnnEngine(const ResNetSpec& spec, const NamedState& state, const OneDnnOptions& options)
+      : spec_(spec), winograd_(options.winograd) {
+    // With AVX-512, every activation is kept in the 16-channel blocked layout: the only one that
+    // oneDNN's direct and Winograd kernels share, so no reorders are needed between them. Otherwise
+    // each convolution picks its own layout (format `any`; the direct kernels agree on one).
+    const auto isa = static_cast<int>(dnnl::get_effective_cpu_isa());
+    blocked16_ = (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+    std::map<std::string, at::Tensor> by_name;
+    for (const auto& [name, tensor] : state) by_name[name] = tensor.detach().to(at::kCPU, at::kFloat).contiguous();
+    auto get = [&](const std::string& name) -> const at::Tensor& {
+      auto it = by_name.find(name);
+      if (it == by_name.end()) throw Error(codes::kNative, "inference engine: missing tensor " + name);
+      return it->second;
+    };
+    auto fold = [&](const std::string& conv, const std::string& bn, int64_t stride, int64_t padding,
+                    int64_t dilation, int64_t groups) {
+      const at::Tensor scale = get(bn + ".weight") / at::sqrt(get(bn + ".running_var") + 1e-5);
+      FoldedConv folded;
+      folded.weight = (get(conv + ".weight") * scale.reshape({-1, 1, 1, 1})).contiguous();
+      folded.bias = (get(bn + ".bias") - get(bn + ".running_mean") * scale).contiguous();
+      folded.stride = stride;
+      folded.padding = padding;
+      folded.dilation = dilation;
+      folded.groups = groups;
+      convs_[conv] = std::move(folded);
+    };
+
+    if (spec.stem == Stem::ImageNet) {
+      fold("conv1", "bn1", 2, 3, 1, 1);
+    } else {
+      fold("conv1", "bn1", 1, 1, 1, 1);
+    }
+    for_each_block(spec, [&](const BlockLayout& b) {
+      const std::string& p = b.prefix;
+      if (spec.block == BlockKind::Basic) {
+        fold(p + ".conv1", p + ".bn1", b.stride, b.dilation, b.dilation, 1);
+        fold(p + ".conv2", p + ".bn2", 1, b.dilation, b.dilation, 1);
+      } else {
+        fold(p + ".conv1", p + ".bn1", 1, 0, 1, 1);
+        fold(p + ".conv2", p + ".bn2", b.stride, b.dilation, b.dilation, spec.groups);
+        fold(p + ".conv3", p + ".bn3", 1, 0, 1, 1);
+      }
+      if (b.changes_shape && spec.shortcut == Shortcut::Projection) {
+        fold(p + ".downsample.0", p + ".downsample.1", b.stride, 0, 1, 1);
+      }
+      if (b.changes_shape && spec.shortcut == Shortcut::ZeroPad) {
+        // Option A's shortcut x[:, :, ::s, ::s] padded with zero channels, as a 1x1 convolution
+        // with stride s whose weights are 1 on the shifted diagonal and 0 elsewhere: exact, since
+        // every output is 1 * x plus zeros, and it lands in oneDNN's layout like any other value.
+        const int64_t extra = b.out_channels - b.inplanes;
+        FoldedConv pad;
+        pad.weight = at::zeros({b.out_channels, b.inplanes, 1, 1}, at::kFloat);
+        auto w = pad.weight.accessor<float, 4>();
+        for (int64_t c = 0; c < b.inplanes; ++c) w[c + extra / 2][c][0][0] = 1.0f;
+        pad.bias = at::zeros({b.out_channels}, at::kFloat);
+        pad.stride = b.stride;
+        convs_[p + ".shortcut"] = std::move(pad);
+      }
+    });
+    fc_weight_ = get("fc.weight").contiguous();
+    fc_bias_ = get("fc.bias").contiguous();
+  }
+
+  const char* kind() const override { return "onednn"; }
+
+  at::Tensor forward(const at::Tensor& input) override {
+    if (input.dim() != 4 || input.scalar_type() != at::kFloat || !input.device().is_cpu()) {
+      throw Error(codes::kNative, "inference engine: expected a float32 CPU tensor [N, C, H, W]");
+    }
+    Plan& plan = plan_for(input);
+    at::Tensor output = at::empty({plan.batch, plan.classes}, at::kFloat);
+    plan.memories[plan.input_value].set_data_handle(input.data_ptr());
+    plan.memories[plan.output_value].set_data_handle(output.data_ptr());
+    for (size_t i = 0; i < plan.steps.size(); ++i) plan.steps[i].primitive.execute(stream_, plan.args[i]);
+    stream_.wait();
+    return output;
+  }
+
+ private:
+  // ---- planning ----
+
+  Plan& plan_for(const at::Tensor& input) {
+    const memory::dims dims(input.sizes().begin(), input.sizes().end());
+    const memory::dims strides(input.strides().begin(), input.strides().end());
+    const int threads = at::get_num_threads();  // oneDNN sizes its kernels' work split by this
+    for (auto it = plans_.begin(); it != plans_.end(); ++it) {
+      if ((*it)->input_dims == dims && (*it)->input_strides == strides && (*it)->threads == threads) {
+        std::rotate(plans_.begin(), it, it + 1);  // most recently used first
+        return *plans_.front();
+      }
+    }
+    auto plan = std::make_unique<Plan>();
+    plan->input_dims = dims;
+    plan->input_strides = strides;
+    plan->threads = threads;
+    build(*plan);
+    if (plans_.size() >= kMaxPlans) plans_.pop_back();
+    plans_.insert(plans_.begin(), std::move(plan));
+    return *plans_.front();
+  }
+
+  int new_value(Plan& plan, const memory::desc& desc, int slot) {
+    plan.values.push_back(Value{desc, slot});
+    if (slot >= 0) plan.slot_bytes[slot] = std::max(plan.slot_bytes[slot], desc.get_size());
+    return static_cast<int>(plan.values.size()) - 1;
+  }
+
+  int acquire_slot(Plan& plan) {
+    if (!free_slots_.empty()) {
+      const int slot = free_slots_.back();
+      free_slots_.pop_back();
+      return slot;
+    }
+    plan.slot_bytes.push_back(0);
+    return static_cast<int>(plan.slot_bytes.size()) - 1;
+  }
+  void release(const Plan& plan, int value) {
+    const int slot = plan.values[value].slot;
+    if (slot >= 0) free_slots_.push_back(slot);
+  }
+
+  dnnl::primitive_attr base_attr() const {
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    return attr;
+  }
+
+  void add_step(Plan& plan, dnnl::primitive primitive, const memory::desc& scratchpad,
+                std::vector<std::pair<int, int>> values, std::vector<std::pair<int, memory>> fixed) {
+    plan.scratchpad_bytes = std::max(plan.scratchpad_bytes, scratchpad.get_size());
+    plan.steps.push_back(Step{std::move(primitive), std::move(values), std::move(fixed)});
+  }
+
+  // Reorders `value` into `wanted` when its layout differs; returns the value to read from (a new
+  // one, which the caller releases, when a reorder was needed; `value` itself stays live).
+  int as_layout(Plan& plan, int value, const memory::desc& wanted) {
+    if (plan.values[value].desc == wanted) return value;
+    const int out = new_value(plan, wanted, acquire_slot(plan));
+    dnnl::reorder::primitive_desc pd(cpu_engine(), plan.values[value].desc, cpu_engine(), wanted, base_attr());
+    add_step(plan, dnnl::reorder(pd), pd.scratchpad_desc(), {{DNNL_ARG_FROM, value}, {DNNL_ARG_TO, out}}, {});
+    return out;
+  }
+
+  // out = [relu](conv(src) [+ accumulate]). With `accumulate`, the result overwrites that value's
+  // buffer (the residual add as a sum post-op). Releases nothing; returns the output value.
+  int conv(Plan& plan, int src, const std::string& name, bool relu, int accumulate = -1) {
+    FoldedConv& c = convs_.at(name);
+    const memory::dims in = plan.values[src].desc.dims();
+    const int64_t k = c.kernel();
+    const int64_t span = (k - 1) * c.dilation + 1;
+    const int64_t oh = (in[2] + 2 * c.padding - span) / c.stride + 1;
+    const int64_t ow = (in[3] + 2 * c.padding - span) / c.stride + 1;
+    const memory::dims out_dims{in[0], c.out_channels(), oh, ow};
+
+    const memory::desc src_desc(in, dt::f32, layout_for(in[1]));
+    const memory::desc weights_any(c.weight_dims(), dt::f32, tag::any);
+    const memory::desc bias_desc({c.out_channels()}, dt::f32, tag::a);
+    const memory::desc dst_desc = accumulate >= 0 ? plan.values[accumulate].desc
+                                                  : memory::desc(out_dims, dt::f32, layout_for(c.out_channels()));
+    dnnl::primitive_attr attr = base_attr();
+    dnnl::post_ops ops;
+    if (accumulate >= 0) ops.append_sum(1.0f);
+    if (relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    attr.set_post_ops(ops);
+    auto make = [&](dnnl::algorithm algorithm) {
+      dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, algorithm, src_desc, weights_any,
+                                           bias_desc, dst_desc, {c.stride, c.stride},
+                                           {c.dilation - 1, c.dilation - 1}, {c.padding, c.padding},
+                                           {c.padding, c.padding});
+      return dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
+    };
+    dnnl::convolution_forward::primitive_desc pd;
+    const bool winograd_shape = k == 3 && c.stride == 1 && c.dilation == 1 && c.groups == 1;
+    if (winograd_ && winograd_shape) {
+      try {
+        pd = make(dnnl::algorithm::convolution_winograd);
+      } catch (const dnnl::error&) {
+        // No Winograd kernel for this shape, post-op or CPU: the direct algorithm below.
+      }
+    }
+    if (!pd) pd = make(dnnl::algorithm::convolution_direct);
+
+    const int read = as_layout(plan, src, pd.src_desc());
+    const int out = accumulate >= 0 ? new_value(plan, pd.dst_desc(), plan.values[accumulate].slot)
+                                    : new_value(plan, pd.dst_desc(), acquire_slot(plan));
+    memory bias(bias_desc, cpu_engine(), c.bias.data_ptr());
+    add_step(plan, dnnl::convolution_forward(pd), pd.scratchpad_desc(), {{DNNL_ARG_SRC, read}, {DNNL_ARG_DST, out}},
+             {{DNNL_ARG_WEIGHTS, c.weights_in(pd.weights_desc())}, {DNNL_ARG_BIAS, bias}});
+    if (read != src) release(plan, read);
+    return out;
+  }
+
+  memory::format_tag layout_for(int64_t channels) const {
+    return blocked16_ && channels % 16 == 0 ? tag::aBcd16b : tag::any;
+  }
+
+  int pool(Plan& plan, int src, dnnl::algorithm algorithm, int64_t kernel_h, int64_t kernel_w, int64_t stride,
+           int64_t padding) {
+    const memory::dims in = plan.values[src].desc.dims();
+    const int64_t oh = (in[2] + 2 * padding - kernel_h) / stride + 1;
+    const int64_t ow = (in[3] + 2 * padding - kernel_w) / stride + 1;
+    dnnl::pooling_forward::desc desc(dnnl::prop_kind::forward_inference, algorithm, plan.values[src].desc,
+                                     memory::desc({in[0], in[1], oh, ow}, dt::f32, tag::any), {stride, stride},
+                                     {kernel_h, kernel_w}, {padding, padding}, {padding, padding});
+    dnnl::pooling_forward::primitive_desc pd(desc, base_attr(), cpu_engine());
+    const int out = new_value(plan, pd.dst_desc(), acquire_slot(plan));
+    add_step(plan, dnnl::pooling_forward(pd), pd.scratchpad_desc(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, out}}, {});
+    release(plan, src);
+    return out;
+  }
+
+  void build(Plan& plan) {
+    free_slots_.clear();
+    const memory::dims& dims = plan.input_dims;
+    if (dims[1] != spec_.in_channels) {
+      throw Error(codes::kShape, "inference engine: expected " + std::to_string(spec_.in_channels) + " channels");
+    }
+    plan.input_value = new_value(plan, memory::desc(dims, dt::f32, plan.input_strides), kInputSlot);
+
+    int x = conv(plan, plan.input_value, "conv1", /*relu=*/true);
+    if (spec_.stem == Stem::ImageNet) x = pool(plan, x, dnnl::algorithm::pooling_max, 3, 3, 2, 1);
+
+    for_each_block(spec_, [&](const BlockLayout& b) {
+      const std::string& p = b.prefix;
+      int shortcut = x;  // identity: accumulate into x's own buffer
+      if (b.changes_shape && spec_.shortcut == Shortcut::Projection) shortcut = conv(plan, x, p + ".downsample.0", false);
+      if (b.changes_shape && spec_.shortcut == Shortcut::ZeroPad) shortcut = conv(plan, x, p + ".shortcut", false);
+      const bool residual = spec_.shortcut != Shortcut::None;
+      int out;
+      if (spec_.block == BlockKind::Basic) {
+        const int a = conv(plan, x, p + ".conv1", true);
+        if (shortcut != x || !residual) release(plan, x);
+        out = conv(plan, a, p + ".conv2", true, residual ? shortcut : -1);
+        release(plan, a);
+      } else {
+        const int a = conv(plan, x, p + ".conv1", true);
+        if (shortcut != x || !residual) release(plan, x);
+        const int m = conv(plan, a, p + ".conv2", true);
+        release(plan, a);
+        out = conv(plan, m, p + ".conv3", true, residual ? shortcut : -1);
+        release(plan, m);
+      }
+      x = out;
+    });
+
+    const memory::dims last = plan.values[x].desc.dims();
+    x = pool(plan, x, dnnl::algorithm::pooling_avg_exclude_padding, last[2], last[3], 1, 0);
+
+    // fc on the pooled [N, C, 1, 1] values, written straight into the caller's output [N, classes].
+    const int64_t classes = fc_weight_.size(0), channels = fc_weight_.size(1);
+    const memory::desc weights_any({classes, channels, 1, 1}, dt::f32, tag::any);
+    const memory::desc bias_desc({classes}, dt::f32, tag::a);
+    const memory::desc dst_desc({last[0], classes}, dt::f32, tag::nc);
+    dnnl::inner_product_forward::desc desc(dnnl::prop_kind::forward_inference, plan.values[x].desc, weights_any,
+                                           bias_desc, dst_desc);
+    dnnl::inner_product_forward::primitive_desc pd(desc, base_attr(), cpu_engine());
+    const int pooled = as_layout(plan, x, pd.src_desc());
+    if (!fc_packed_ || !(fc_packed_->get_desc() == pd.weights_desc())) {
+      memory plain(memory::desc({classes, channels, 1, 1}, dt::f32, tag::oihw), cpu_engine(), fc_weight_.data_ptr());
+      fc_packed_ = std::make_unique<memory>(pd.weights_desc(), cpu_engine());
+      dnnl::stream stream(cpu_engine());
+      dnnl::reorder(plain, *fc_packed_).execute(stream, plain, *fc_packed_);
+      stream.wait();
+    }
+    plan.output_value = new_value(plan, dst_desc, kOutputSlot);
+    memory bias(bias_desc, cpu_engine(), fc_bias_.data_ptr());
+    add_step(plan, dnnl::inner_product_forward(pd), pd.scratchpad_desc(),
+             {{DNNL_ARG_SRC, pooled}, {DNNL_ARG_DST, plan.output_value}},
+             {{DNNL_ARG_WEIGHTS, *fc_packed_}, {DNNL_ARG_BIAS, bias}});
+    plan.batch = last[0];
+    plan.classes = classes;
+
+    materialize(plan);
+  }
+
+  void materialize(Plan& plan) {
+    // 64-byte aligned, as oneDNN's vector kernels prefer; allocated once per plan, so a forward
+    // touches the same pages every time (no page faults from fresh allocations).
+    auto allocate = [&](size_t bytes) {
+      const size_t rounded = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+      void* p = std::aligned_alloc(64, rounded);
+      if (p == nullptr) throw Error(codes::kNative, "inference engine: out of memory for activations");
+      plan.buffers.emplace_back(p, &std::free);
+      return p;
+    };
+    std::vector<void*> slots;
+    for (size_t bytes : plan.slot_bytes) slots.push_back(allocate(bytes));
+    const memory scratchpad(memory::desc({static_cast<int64_t>(plan.scratchpad_bytes)}, dt::u8, tag::a), cpu_engine(),
+                            allocate(plan.scratchpad_bytes));
+    for (const Value& v : plan.values) {
+      void* handle = v.slot >= 0 ? slots[v.slot] : DNNL_MEMORY_NONE;
+      plan.memories.emplace_back(v.desc, cpu_engine(), handle);
+    }
+    for (const Step& step : plan.steps) {
+      std::unordered_map<int, memory> args;
+      for (const auto& [arg, value] : step.values) args.emplace(arg, plan.memories[value]);
+      for (const auto& [arg, mem] : step.fixed) args.emplace(arg, mem);
+      args.emplace(DNNL_ARG_SCRATCHPAD, scratchpad);
+      plan.args.push_back(std::move(args));
+    }
+    if (std::getenv("LIBTORCH_RESNET_PRINT_ENGINE") != nullptr) {
+      size_t total = 0;
+      for (size_t bytes : plan.slot_bytes) total += bytes;
+      std::cerr << "onednn engine: input " << plan.input_dims[0] << "x" << plan.input_dims[1] << "x" << plan.input_dims[2]
+                << "x" << plan.input_dims[3] << ", " << plan.threads << " threads, " << plan.steps.size()
+                << " primitives, " << plan.slot_bytes.size() << " activation buffers (" << total / 1024
+                << " KiB), scratchpad " << plan.scratchpad_bytes / 1024 << " KiB" << std::endl;
+    }
+  }
+
+  static constexpr size_t kMaxPlans = 4;
+
+  ResNetSpec spec_;
+  bool winograd_;
+  bool blocked16_ = false;
+  std::map<std::string, FoldedConv> convs_;
+  at::Tensor fc_weight_, fc_bias_;
+  std::unique_ptr<memory> fc_packed_;
+  std::vector<std::unique_ptr<Plan>> plans_;
+  std::vector<int> free_slots_;  // planning only
+  dnnl::stream stream_{cpu_engine()};
+};
+
+}  // namespace
+
+namespace runtime {
+bool onednn_engine_compiled() { return true; }
+}  // namespace runtime
+
+std::unique_ptr<InferenceEngine> make_onednn_engine(const ResNetSpec& spec, const NamedState& state,
+                                                    const OneDnnOptions& options) {
+  return std::make_unique<OneDnnEngine>(spec, state, options);
+}
+
+}  // namespace resnet
+
+#else  // built without oneDNN's headers
+
+namespace resnet {
+
+namespace runtime {
+bool onednn_engine_compiled() { return false; }
+}  // namespace runtime
+
+std::unique_ptr<InferenceEngine> make_onednn_engine(const ResNetSpec&, const NamedState&, const OneDnnOptions&) {
+  throw Error(codes::kDevice, "this build of libtorch-resnet has no oneDNN engine (oneDNN's headers were not found at build time): use the 'torchscript' engine");
+}
+
+}  // namespace resnet
+
+#endif

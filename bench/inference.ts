@@ -4,7 +4,12 @@
 //
 //   node --import=tsx bench/inference.ts [--archs resnet18,resnet50] [--batches 1,8] [--size 224]
 //        [--runs 8] [--rounds 3] [--warmup 3] [--threads 2] [--opset 17]
-//        [--runtimes ours,onnxruntime,pytorch-eager,pytorch-optimized] [--out inference]
+//        [--runtimes ours,ours-direct,ours-torchscript,onnxruntime,pytorch-eager,pytorch-optimized]
+//        [--out inference]
+//
+// "ours" is model.forward with the default engine (oneDNN, Winograd where the CPU has it);
+// "ours-direct" the oneDNN engine with direct convolutions only ({ winograd: false });
+// "ours-torchscript" the TorchScript engine (LibTorch's freeze + optimize_for_inference).
 //
 // For each model: our weights (seed 0, BatchNorm statistics and affine parameters made
 // non-trivial so that BN folding is actually exercised) are saved to a .pth, loaded by
@@ -28,7 +33,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { createModel, getNumThreads, libtorchVersion, setNumThreads, Tensor, type ArchitectureName, type ResNet } from '../lib/index.ts';
+import {
+  createModel, getNumThreads, libtorchVersion, setNumThreads, Tensor, type ArchitectureName, type InferenceEngineChoice,
+  type InferenceEngineOptions, type ResNet,
+} from '../lib/index.ts';
 import {
   environment, gated, markdownTable, quietCores, quietRetries, readFloat32, randn, relativeDifference, rng, runPython, summarize, timeRunsGated,
   uptimeLine, writeFloat32, writeResult, type Summary,
@@ -45,7 +53,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '3' },
     threads: { type: 'string', default: '2' },
     opset: { type: 'string', default: '17' },
-    runtimes: { type: 'string', default: 'ours,onnxruntime,pytorch-eager,pytorch-optimized' },
+    runtimes: { type: 'string', default: 'ours,ours-direct,ours-torchscript,onnxruntime,pytorch-eager,pytorch-optimized' },
     tolerance: { type: 'string', default: '1e-3' },
     out: { type: 'string', default: 'inference' },
   },
@@ -60,7 +68,13 @@ const threads = Number(values.threads);
 const opset = Number(values.opset);
 const tolerance = Number(values.tolerance);
 const runtimes = values.runtimes.split(',');
-const known = ['ours', 'onnxruntime', 'pytorch-eager', 'pytorch-optimized'];
+const known = ['ours', 'ours-direct', 'ours-torchscript', 'onnxruntime', 'pytorch-eager', 'pytorch-optimized'];
+/** Our runtimes: the inference engine each one sets before it runs. */
+const ourEngines: Record<string, [InferenceEngineChoice, InferenceEngineOptions]> = {
+  ours: ['auto', {}],
+  'ours-direct': ['onednn', { winograd: false }],
+  'ours-torchscript': ['torchscript', {}],
+};
 for (const r of runtimes) if (!known.includes(r)) throw new Error(`unknown runtime ${r}: use ${known.join(', ')}`);
 if (!runtimes.includes('ours')) runtimes.unshift('ours'); // the reference for checks and ratios
 
@@ -80,6 +94,7 @@ interface Sample {
   attempts: number; waitedMs: number; disturbed: boolean;
 }
 const samples: Sample[] = [];
+const engineNames: string[] = []; // the default engine "ours" ran on
 const checks: { arch: string; runtime: string; batch: number; maxAbsDiff: number; maxAbsRef: number; relative: number }[] = [];
 const exports: unknown[] = [];
 
@@ -122,6 +137,8 @@ for (const arch of archs) {
     const inputOf = (b: number) => new Tensor(checkInput.slice(0, b * per), [b, 3, size, size]);
     const oursOut = new Map<number, Float32Array>();
     for (const b of batches) oursOut.set(b, (await model.forward(inputOf(b))).data);
+    const defaultEngine = `${await model.inferenceEngine()} engine`;
+    if (!engineNames.includes(defaultEngine)) engineNames.push(defaultEngine);
     const check = (runtime: string, b: number, out: Float32Array) => {
       const d = relativeDifference(oursOut.get(b)!, out);
       checks.push({ arch, runtime, batch: b, ...d });
@@ -129,6 +146,12 @@ for (const arch of archs) {
       if (!(d.relative <= tolerance)) throw new Error(`${line}: above the tolerance ${tolerance}; not timing a different computation`);
       console.error(line);
     };
+
+    for (const runtime of runtimes) {
+      if (runtime === 'ours' || !(runtime in ourEngines)) continue;
+      await model.setInferenceEngine(...ourEngines[runtime]!);
+      for (const b of batches) check(runtime, b, (await model.forward(inputOf(b))).data);
+    }
 
     let session: ort.InferenceSession | null = null;
     if (runtimes.includes('onnxruntime')) {
@@ -164,7 +187,8 @@ for (const arch of archs) {
     for (let round = 0; round < rounds; round++) {
       const order = runtimes.map((_, i) => runtimes[(i + round) % runtimes.length]!);
       for (const runtime of order) {
-        if (runtime === 'ours') {
+        if (runtime in ourEngines) {
+          await model.setInferenceEngine(...ourEngines[runtime]!);
           for (const b of batches) {
             const x = inputs.get(b)!;
             const t = await timeRunsGated(() => model.forward(x), runs, warmup);
@@ -235,7 +259,8 @@ for (const arch of archs) {
 
 const loadAfter = uptimeLine();
 const names: Record<string, string> = {
-  ours: 'libtorch-resnet', onnxruntime: `onnxruntime-node ${ort.env.versions.node ?? ''}`.trim(),
+  ours: `libtorch-resnet (${engineNames.join(', ')})`, 'ours-direct': 'libtorch-resnet, oneDNN direct convolutions only',
+  'ours-torchscript': 'libtorch-resnet, TorchScript engine', onnxruntime: `onnxruntime-node ${ort.env.versions.node ?? ''}`.trim(),
   'pytorch-eager': 'PyTorch eager', 'pytorch-optimized': 'PyTorch optimize_for_inference',
 };
 console.log(`\nForward, ${size}x${size}, ${threads} intra-op threads each; LibTorch ${libtorchVersion()}; ${env.cpu}, ${env.cores} cores; ` +
@@ -268,5 +293,5 @@ writeResult(values.out, {
   onnxruntimeSessionOptions: { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' },
   flops: 'gflopPerSecond = 2 x gmacPerSecond; GMAC per image from torchvision at 224x224, scaled by (size/224)^2',
   gmacsPerImage: Object.fromEntries(archs.map((a) => [a, gmacsPerImage(a)])),
-  checks, exports, rows, samples,
+  defaultEngine: engineNames, checks, exports, rows, samples,
 });

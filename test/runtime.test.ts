@@ -1,7 +1,8 @@
 // Process-wide runtime facts and the intra-op thread setting.
 import test from 'ava';
 import { availableParallelism } from 'node:os';
-import { cudaAvailable, cudaDeviceCount, getNumThreads, InvalidArgumentError, libtorchVersion, resnet18, setNumThreads } from '../lib/index.ts';
+import { spawnSync } from 'node:child_process';
+import { allocatorTuning, cudaAvailable, cudaDeviceCount, getNumThreads, InvalidArgumentError, libtorchVersion, resnet18, setNumThreads } from '../lib/index.ts';
 import { randomTensor } from './helpers/inputs.ts';
 
 test.serial('defaults to the physical cores, at most the CPUs this process may use', (t) => {
@@ -34,4 +35,24 @@ test('version and CUDA facts of this build', (t) => {
   t.regex(libtorchVersion(), /^\d+\.\d+\.\d+/);
   t.is(typeof cudaAvailable(), 'boolean');
   t.is(cudaDeviceCount() > 0, cudaAvailable());
+});
+
+/** allocatorTuning() as a fresh process with this environment sees it (tuning happens at load). */
+function tuningWith(env: Record<string, string>): string {
+  const script = "import('./lib/index.ts').then((m) => process.stdout.write(m.allocatorTuning()))";
+  const childEnv: Record<string, string | undefined> = { ...process.env, ...env };
+  for (const name of ['LIBTORCH_RESNET_MALLOC', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_', 'MALLOC_ARENA_MAX']) {
+    if (!(name in env)) delete childEnv[name];
+  }
+  const r = spawnSync(process.execPath, ['--import=tsx', '-e', script], { env: childEnv, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`child failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+test('the addon tunes glibc malloc at load, unless told not to', (t) => {
+  // This machine runs glibc (Debian); the tuning is what keeps training steps off fresh pages.
+  t.is(tuningWith({}), 'glibc: mmap threshold 32 MiB, trim threshold 2 GiB, top pad 256 MiB');
+  t.is(tuningWith({ LIBTORCH_RESNET_MALLOC: 'default' }), 'glibc defaults (LIBTORCH_RESNET_MALLOC=default)');
+  t.is(tuningWith({ MALLOC_ARENA_MAX: '2' }), "the environment's (MALLOC_ARENA_MAX is set)");
+  t.regex(allocatorTuning(), /^(glibc|the environment's)/);
 });

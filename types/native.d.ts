@@ -106,6 +106,8 @@ export interface NativeBinding {
   getNumThreads(): number;
   libtorchVersion(): string;
   parallelInfo(): string;
+  /** What the addon did to malloc at load (runtime::tune_allocator). */
+  allocatorTuning(): string;
   /** True when the addon was built with oneDNN's headers (the 'onednn' inference engine). */
   onednnEngineCompiled(): boolean;
 }

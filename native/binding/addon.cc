@@ -49,7 +49,12 @@ Napi::Value ParallelInfo(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+Napi::Value AllocatorTuning(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), runtime::allocator_tuning());
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  runtime::tune_allocator();
   auto* data = new AddonData();
   data->model_constructor = Napi::Persistent(ModelWrap::Define(env));
   env.SetInstanceData<AddonData>(data);  // deleted with the environment
@@ -62,6 +67,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New<GetNumThreads>(env, "getNumThreads"));
   exports.Set("libtorchVersion", Napi::Function::New<LibtorchVersion>(env, "libtorchVersion"));
   exports.Set("onednnEngineCompiled", Napi::Function::New<OnednnEngineCompiled>(env, "onednnEngineCompiled"));
+  exports.Set("allocatorTuning", Napi::Function::New<AllocatorTuning>(env, "allocatorTuning"));
   exports.Set("parallelInfo", Napi::Function::New<ParallelInfo>(env, "parallelInfo"));
   return exports;
 }

@@ -5,6 +5,11 @@
 #include <torch/version.h>
 
 #include <sched.h>
+#include <cstdlib>
+#include <mutex>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <atomic>
 #include <fstream>
@@ -85,6 +90,37 @@ int num_threads() {
   const int wanted = g_wanted_threads.load();
   return wanted > 0 ? wanted : physical_cores();
 }
+
+namespace {
+std::string g_allocator_tuning = "not applied";
+std::once_flag g_allocator_once;
+}  // namespace
+
+std::string tune_allocator() {
+  std::call_once(g_allocator_once, [] {
+#if defined(__GLIBC__)
+    const char* choice = std::getenv("LIBTORCH_RESNET_MALLOC");
+    if (choice != nullptr && std::string(choice) == "default") {
+      g_allocator_tuning = "glibc defaults (LIBTORCH_RESNET_MALLOC=default)";
+      return;
+    }
+    for (const char* name : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX"}) {
+      if (std::getenv(name) != nullptr) {
+        g_allocator_tuning = std::string("the environment's (") + name + " is set)";
+        return;
+      }
+    }
+    const bool ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 0x7fffffff) == 1 &&
+                    mallopt(M_TOP_PAD, 256 << 20) == 1;
+    g_allocator_tuning = ok ? "glibc: mmap threshold 32 MiB, trim threshold 2 GiB, top pad 256 MiB" : "glibc: mallopt failed";
+#else
+    g_allocator_tuning = "the C library's defaults (not glibc)";
+#endif
+  });
+  return g_allocator_tuning;
+}
+
+std::string allocator_tuning() { return g_allocator_tuning; }
 
 std::string libtorch_version() { return TORCH_VERSION; }
 

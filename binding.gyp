@@ -6,6 +6,7 @@
   "variables": {
     "libtorch_lib_dir": "<!(node scripts/find-libtorch.mjs --lib-dir)",
     "libtorch_cuda": "<!(node scripts/find-libtorch.mjs --cuda)",
+    "libtorch_onednn": "<!(node scripts/find-libtorch.mjs --onednn)",
   },
   "targets": [
     {
@@ -61,6 +62,11 @@
           # Still under --no-as-needed: otherwise the linker drops torch_cuda (nothing references
           # it directly) and torch::cuda::is_available() silently answers false.
           "libraries": ["-Wl,--no-as-needed", "-ltorch_cuda", "-lc10_cuda"],
+        }],
+        ["libtorch_onednn==1", {
+          # The oneDNN inference engine, against the libdnnl LibTorch itself links (CMakeLists.txt).
+          "defines": ["RESNET_WITH_ONEDNN"],
+          "libraries": ["-ldnnl"],
         }],
         ["OS=='mac'", {
           # ld64 has no --no-as-needed; ldflags (Linux only) are replaced by OTHER_LDFLAGS.

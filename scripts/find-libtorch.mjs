@@ -4,10 +4,12 @@
 //   2. Torch_DIR (.../share/cmake/Torch) or CMAKE_PREFIX_PATH entries with share/cmake/Torch
 //   3. the LibTorch inside an installed PyTorch Python package ($PYTHON, python3, /usr/bin/python3)
 //   4. the system's LibTorch (Debian/Ubuntu: apt-get install libtorch-dev)
-// Usage: node scripts/find-libtorch.mjs --include-dirs | --lib-dir | --cuda
+// Usage: node scripts/find-libtorch.mjs --include-dirs | --lib-dir | --cuda | --onednn
 //   --include-dirs  the include dirs, space separated
 //   --lib-dir       the directory holding libtorch/libtorch_cpu/libc10
 //   --cuda          1 if that directory has libtorch_cuda, else 0
+//   --onednn        1 if libtorch_cpu links a shared libdnnl and oneDNN's headers are installed
+//                   (the oneDNN inference engine can be built, as in CMakeLists.txt), else 0
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -76,6 +78,20 @@ function find() {
   );
 }
 
+// The oneDNN engine calls oneDNN directly, so it must be the very library LibTorch uses: only
+// when libtorch_cpu links a shared libdnnl (Debian's does) and its headers are installed.
+function onednnBuildable(libDir) {
+  if (platform !== 'linux') return false;
+  const headers = ['/usr/include', '/usr/local/include'].some((dir) => existsSync(path.join(dir, 'oneapi/dnnl/dnnl.hpp')));
+  if (!headers) return false;
+  try {
+    const dynamic = execFileSync('readelf', ['-d', path.join(libDir, `libtorch_cpu.${soExt}`)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return /\(NEEDED\).*libdnnl\.so/.test(dynamic);
+  } catch {
+    return false;
+  }
+}
+
 function fail(message) {
   console.error(`libtorch-resnet: ${message}`);
   process.exit(1);
@@ -92,6 +108,9 @@ switch (process.argv[2]) {
   case '--cuda':
     console.log(existsSync(path.join(libDir, `libtorch_cuda.${soExt}`)) ? 1 : 0);
     break;
+  case '--onednn':
+    console.log(onednnBuildable(libDir) ? 1 : 0);
+    break;
   default:
-    fail('usage: node scripts/find-libtorch.mjs --include-dirs | --lib-dir | --cuda');
+    fail('usage: node scripts/find-libtorch.mjs --include-dirs | --lib-dir | --cuda | --onednn');
 }

@@ -28,7 +28,14 @@ test('top-k with ImageNet labels and softmax scores, one list per image, same as
     for (const p of predictions) t.is(p.label, imagenetCategories()[p.index]!);
   }
   const logits = await model.forward(await preprocessBatch(inputs, { resize: 256, crop: 224 }));
-  t.deepEqual(result, topPredictions(logits, 3, imagenetCategories()));
+  // Same classes in the same order; scores equal up to rounding: the other tests of this file run
+  // at the same time, so this forward may get another share of the threads than classify's did,
+  // and oneDNN splits (and so rounds) its work by the thread count.
+  const expected = topPredictions(logits, 3, imagenetCategories());
+  t.deepEqual(result.map((list) => list.map((p) => [p.index, p.label])), expected.map((list) => list.map((p) => [p.index, p.label])));
+  for (let i = 0; i < result.length; i++) {
+    for (let k = 0; k < 3; k++) t.true(Math.abs(result[i]![k]!.score - expected[i]![k]!.score) <= 1e-6);
+  }
   const all = (await model.classify(inputs[0]!, { topk: 1000 }))[0]!;
   t.true(Math.abs(all.reduce((s, p) => s + p.score, 0) - 1) < 1e-4, 'scores are a softmax');
   model.dispose();

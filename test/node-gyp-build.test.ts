@@ -20,10 +20,12 @@ interface NativeTensor {
 interface NativeModel {
   numParameters(): number;
   forward(input: { dtype: string; shape: number[]; data: Float32Array }): Promise<NativeTensor>;
+  inferenceEngine(): Promise<string>;
   dispose(): Promise<void> | void;
 }
 interface Addon {
   libtorchVersion(): string;
+  onednnEngineCompiled(): boolean;
   createModel(spec: Record<string, unknown>, device: string, seed: number): Promise<NativeModel>;
 }
 
@@ -103,5 +105,11 @@ test('binding.gyp builds a working addon with node-gyp', async (t) => {
   t.deepEqual(out.shape, [1, 10]);
   t.true(out.buffer instanceof ArrayBuffer);
   t.is(out.buffer.byteLength, 40);
+  // Like the cmake-js build, it compiles the oneDNN engine in where LibTorch links a shared oneDNN
+  // (Debian's does; install-system-deps.sh installs the headers) and makes it the CPU default.
+  const onednn = spawnSync(process.execPath, [path.join(repo, 'scripts/find-libtorch.mjs'), '--onednn'], { encoding: 'utf8' });
+  t.is(onednn.stdout.trim(), '1', 'this machine can build the oneDNN engine');
+  t.true(addon.onednnEngineCompiled());
+  t.is(await model.inferenceEngine(), 'onednn');
   await model.dispose();
 });

@@ -9,7 +9,9 @@
 //
 // "ours" is model.forward with the default engine (oneDNN, Winograd where the CPU has it);
 // "ours-direct" the oneDNN engine with direct convolutions only ({ winograd: false });
-// "ours-torchscript" the TorchScript engine (LibTorch's freeze + optimize_for_inference).
+// "ours-torchscript" the TorchScript engine (LibTorch's freeze + optimize_for_inference);
+// "ours-bfloat16" a model created with precision 'bfloat16' (the oneDNN engine in bfloat16, where
+// the CPU has bfloat16 instructions), checked against ours with --bf16-tolerance (3e-2) instead.
 //
 // For each model: our weights (seed 0, BatchNorm statistics and affine parameters made
 // non-trivial so that BN folding is actually exercised) are saved to a .pth, loaded by
@@ -53,7 +55,8 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '3' },
     threads: { type: 'string', default: '2' },
     opset: { type: 'string', default: '17' },
-    runtimes: { type: 'string', default: 'ours,ours-direct,ours-torchscript,onnxruntime,pytorch-eager,pytorch-optimized' },
+    runtimes: { type: 'string', default: 'ours,ours-direct,ours-torchscript,ours-bfloat16,onnxruntime,pytorch-eager,pytorch-optimized' },
+    'bf16-tolerance': { type: 'string', default: '3e-2' },
     tolerance: { type: 'string', default: '1e-3' },
     out: { type: 'string', default: 'inference' },
   },
@@ -68,7 +71,8 @@ const threads = Number(values.threads);
 const opset = Number(values.opset);
 const tolerance = Number(values.tolerance);
 const runtimes = values.runtimes.split(',');
-const known = ['ours', 'ours-direct', 'ours-torchscript', 'onnxruntime', 'pytorch-eager', 'pytorch-optimized'];
+const known = ['ours', 'ours-direct', 'ours-torchscript', 'ours-bfloat16', 'onnxruntime', 'pytorch-eager', 'pytorch-optimized'];
+const bf16Tolerance = Number(values['bf16-tolerance']);
 /** Our runtimes: the inference engine each one sets before it runs. */
 const ourEngines: Record<string, [InferenceEngineChoice, InferenceEngineOptions]> = {
   ours: ['auto', {}],
@@ -143,7 +147,8 @@ for (const arch of archs) {
       const d = relativeDifference(oursOut.get(b)!, out);
       checks.push({ arch, runtime, batch: b, ...d });
       const line = `${arch} batch ${b}: ${runtime} vs ours, max |diff| ${d.maxAbsDiff.toExponential(2)}, max |ours| ${d.maxAbsRef.toFixed(3)}, relative ${d.relative.toExponential(2)}`;
-      if (!(d.relative <= tolerance)) throw new Error(`${line}: above the tolerance ${tolerance}; not timing a different computation`);
+      const limit = runtime === 'ours-bfloat16' ? bf16Tolerance : tolerance;
+      if (!(d.relative <= limit)) throw new Error(`${line}: above the tolerance ${limit}; not timing a different computation`);
       console.error(line);
     };
 
@@ -151,6 +156,13 @@ for (const arch of archs) {
       if (runtime === 'ours' || !(runtime in ourEngines)) continue;
       await model.setInferenceEngine(...ourEngines[runtime]!);
       for (const b of batches) check(runtime, b, (await model.forward(inputOf(b))).data);
+    }
+
+    let bf16Model: ResNet | null = null;
+    if (runtimes.includes('ours-bfloat16')) {
+      bf16Model = await createModel(arch, { seed: 0, precision: 'bfloat16' });
+      await bf16Model.loadStateDict(await model.stateDict());
+      for (const b of batches) check('ours-bfloat16', b, (await bf16Model.forward(inputOf(b))).data);
     }
 
     let session: ort.InferenceSession | null = null;
@@ -187,7 +199,13 @@ for (const arch of archs) {
     for (let round = 0; round < rounds; round++) {
       const order = runtimes.map((_, i) => runtimes[(i + round) % runtimes.length]!);
       for (const runtime of order) {
-        if (runtime in ourEngines) {
+        if (runtime === 'ours-bfloat16') {
+          for (const b of batches) {
+            const x = inputs.get(b)!;
+            const t = await timeRunsGated(() => bf16Model!.forward(x), runs, warmup);
+            samples.push({ runtime, arch, batch: b, round, ...t });
+          }
+        } else if (runtime in ourEngines) {
           await model.setInferenceEngine(...ourEngines[runtime]!);
           for (const b of batches) {
             const x = inputs.get(b)!;
@@ -225,6 +243,7 @@ for (const arch of archs) {
       }
     }
     await session?.release();
+    bf16Model?.dispose();
     model.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -260,7 +279,7 @@ for (const arch of archs) {
 const loadAfter = uptimeLine();
 const names: Record<string, string> = {
   ours: `libtorch-resnet (${engineNames.join(', ')})`, 'ours-direct': 'libtorch-resnet, oneDNN direct convolutions only',
-  'ours-torchscript': 'libtorch-resnet, TorchScript engine', onnxruntime: `onnxruntime-node ${ort.env.versions.node ?? ''}`.trim(),
+  'ours-torchscript': 'libtorch-resnet, TorchScript engine', 'ours-bfloat16': 'libtorch-resnet, precision bfloat16', onnxruntime: `onnxruntime-node ${ort.env.versions.node ?? ''}`.trim(),
   'pytorch-eager': 'PyTorch eager', 'pytorch-optimized': 'PyTorch optimize_for_inference',
 };
 console.log(`\nForward, ${size}x${size}, ${threads} intra-op threads each; LibTorch ${libtorchVersion()}; ${env.cpu}, ${env.cores} cores; ` +
@@ -278,7 +297,7 @@ const retried = samples.filter((s) => s.attempts > 1).length;
 const disturbed = samples.filter((s) => s.disturbed).length;
 console.log(`\n${samples.length} timing blocks; quiet gate ${quietCores > 0 ? `${quietCores} cores` : 'off'}: ${retried} run again because others used the CPU, ` +
   `${disturbed} still disturbed after ${quietRetries} retries (kept), ${(samples.reduce((a, s) => a + s.waitedMs, 0) / 1000).toFixed(0)} s spent waiting for quiet.`);
-console.log('\nOutputs vs ours before timing (max |theirs − ours| / max |ours|, tolerance ' + tolerance + '):');
+console.log('\nOutputs vs ours before timing (max |theirs − ours| / max |ours|, tolerance ' + tolerance + ', bfloat16 ' + bf16Tolerance + '):');
 console.log(markdownTable(['model', 'batch', ...runtimes.filter((r) => r !== 'ours').map((r) => names[r] ?? r)],
   archs.flatMap((arch) => batches.map((b) => [arch, b, ...runtimes.filter((r) => r !== 'ours').map((r) => {
     const c = checks.find((x) => x.arch === arch && x.batch === b && x.runtime === r);
@@ -288,7 +307,7 @@ console.log(markdownTable(['model', 'batch', ...runtimes.filter((r) => r !== 'ou
 writeResult(values.out, {
   environment: env,
   loadBefore, loadAfter,
-  settings: { archs, batches, size, runs, rounds, warmup, threads, opset, tolerance, runtimes, quietCores },
+  settings: { archs, batches, size, runs, rounds, warmup, threads, opset, tolerance, bf16Tolerance, runtimes, quietCores },
   versions: { libtorch: libtorchVersion(), onnxruntime: ort.env.versions },
   onnxruntimeSessionOptions: { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' },
   flops: 'gflopPerSecond = 2 x gmacPerSecond; GMAC per image from torchvision at 224x224, scaled by (size/224)^2',

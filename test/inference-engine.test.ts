@@ -90,7 +90,9 @@ test.serial('the oneDNN engine is built in and is the default on the CPU', async
 
 test.serial('autocast and channels_last decide which engine runs', async (t) => {
   const bf16 = await resnet20({ seed: 0, precision: 'bfloat16' });
-  t.is(await bf16.inferenceEngine(), 'none', 'bfloat16 autocast runs the modules');
+  t.is(await bf16.inferenceEngine(), 'onednn', 'bfloat16 runs the oneDNN engine in bfloat16');
+  await bf16.setInferenceEngine('torchscript');
+  t.is(await bf16.inferenceEngine(), 'none', 'the TorchScript engine is float32 only: autocast on the modules');
   bf16.dispose();
   const cl = await resnet18({ seed: 0, numClasses: 3, memoryFormat: 'channels_last' });
   t.is(await cl.inferenceEngine(), 'onednn', 'the oneDNN engine reads channels_last inputs');

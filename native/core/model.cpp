@@ -147,7 +147,7 @@ HostTensor Model::forward(const HostTensor& input) {
   const EngineChoice kind = impl_->engine_kind();
   if (kind != EngineChoice::None) {
     if (!impl_->engine) {
-      impl_->engine = kind == EngineChoice::OneDnn ? make_onednn_engine(impl_->spec, impl_->state(), impl_->onednn_options)
+      impl_->engine = kind == EngineChoice::OneDnn ? make_onednn_engine(impl_->spec, impl_->state(), impl_->onednn_options_for_precision())
                                                    : make_torchscript_engine(impl_->spec, impl_->state());
     }
     return to_host(impl_->engine->forward(x));
@@ -209,9 +209,19 @@ std::string Model::inference_engine() const {
   }
 }
 
+OneDnnOptions Model::Impl::onednn_options_for_precision() const {
+  OneDnnOptions options = onednn_options;
+  options.bfloat16 = precision == Precision::BFloat16;
+  return options;
+}
+
 EngineChoice Model::Impl::engine_kind() const {
-  if (engine_choice == EngineChoice::None || precision != Precision::Float32) return EngineChoice::None;
+  if (engine_choice == EngineChoice::None || precision == Precision::Float16) return EngineChoice::None;
   const bool onednn_fits = runtime::onednn_engine_compiled() && device.is_cpu();
+  // bfloat16 on the CPU: the oneDNN engine in bfloat16, or else autocast on the plain modules.
+  if (precision == Precision::BFloat16) {
+    return onednn_fits && engine_choice != EngineChoice::TorchScript ? EngineChoice::OneDnn : EngineChoice::None;
+  }
   if (engine_choice == EngineChoice::OneDnn) return onednn_fits ? EngineChoice::OneDnn : EngineChoice::None;
   if (engine_choice == EngineChoice::Auto && onednn_fits) return EngineChoice::OneDnn;
   return channels_last ? EngineChoice::None : EngineChoice::TorchScript;

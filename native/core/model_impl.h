@@ -30,6 +30,8 @@ struct Model::Impl {
   // The engine float32 eval forwards use, or None: autocast runs the modules directly. oneDNN's
   // engine reads any input layout; the TorchScript one was frozen for contiguous inputs.
   EngineChoice engine_kind() const;
+  // The user's oneDNN options plus bfloat16 when the model's precision is bfloat16.
+  OneDnnOptions onednn_options_for_precision() const;
 
   Impl();
   ~Impl();

@@ -108,7 +108,7 @@ struct Plan {
 class OneDnnEngine final : public InferenceEngine {
  public:
   OneDnnEngine(const ResNetSpec& spec, const NamedState& state, const OneDnnOptions& options)
-      : spec_(spec), winograd_(options.winograd) {
+      : spec_(spec), winograd_(options.winograd && !options.bfloat16), act_(options.bfloat16 ? dt::bf16 : dt::f32) {
     // With AVX-512, every activation is kept in the 16-channel blocked layout: the only one that
     // oneDNN's direct and Winograd kernels share, so no reorders are needed between them. Otherwise
     // each convolution picks its own layout (format `any`; the direct kernels agree on one).
@@ -261,11 +261,11 @@ class OneDnnEngine final : public InferenceEngine {
     const int64_t ow = (in[3] + 2 * c.padding - span) / c.stride + 1;
     const memory::dims out_dims{in[0], c.out_channels(), oh, ow};
 
-    const memory::desc src_desc(in, dt::f32, layout_for(in[1]));
-    const memory::desc weights_any(c.weight_dims(), dt::f32, tag::any);
+    const memory::desc src_desc(in, act_, layout_for(in[1]));
+    const memory::desc weights_any(c.weight_dims(), act_, tag::any);
     const memory::desc bias_desc({c.out_channels()}, dt::f32, tag::a);
     const memory::desc dst_desc = accumulate >= 0 ? plan.values[accumulate].desc
-                                                  : memory::desc(out_dims, dt::f32, layout_for(c.out_channels()));
+                                                  : memory::desc(out_dims, act_, layout_for(c.out_channels()));
     dnnl::primitive_attr attr = base_attr();
     dnnl::post_ops ops;
     if (accumulate >= 0) ops.append_sum(1.0f);
@@ -309,7 +309,7 @@ class OneDnnEngine final : public InferenceEngine {
     const int64_t oh = (in[2] + 2 * padding - kernel_h) / stride + 1;
     const int64_t ow = (in[3] + 2 * padding - kernel_w) / stride + 1;
     dnnl::pooling_forward::desc desc(dnnl::prop_kind::forward_inference, algorithm, plan.values[src].desc,
-                                     memory::desc({in[0], in[1], oh, ow}, dt::f32, tag::any), {stride, stride},
+                                     memory::desc({in[0], in[1], oh, ow}, act_, tag::any), {stride, stride},
                                      {kernel_h, kernel_w}, {padding, padding}, {padding, padding});
     dnnl::pooling_forward::primitive_desc pd(desc, base_attr(), cpu_engine());
     const int out = new_value(plan, pd.dst_desc(), acquire_slot(plan));
@@ -357,7 +357,7 @@ class OneDnnEngine final : public InferenceEngine {
 
     // fc on the pooled [N, C, 1, 1] values, written straight into the caller's output [N, classes].
     const int64_t classes = fc_weight_.size(0), channels = fc_weight_.size(1);
-    const memory::desc weights_any({classes, channels, 1, 1}, dt::f32, tag::any);
+    const memory::desc weights_any({classes, channels, 1, 1}, act_, tag::any);
     const memory::desc bias_desc({classes}, dt::f32, tag::a);
     const memory::desc dst_desc({last[0], classes}, dt::f32, tag::nc);
     dnnl::inner_product_forward::desc desc(dnnl::prop_kind::forward_inference, plan.values[x].desc, weights_any,
@@ -421,6 +421,9 @@ class OneDnnEngine final : public InferenceEngine {
 
   ResNetSpec spec_;
   bool winograd_;
+  // Activations and weights: float32, or bfloat16 (precision 'bfloat16': the convolutions
+  // accumulate in float32 and round their outputs to bfloat16, as autocast does).
+  dt act_;
   bool blocked16_ = false;
   std::map<std::string, FoldedConv> convs_;
   at::Tensor fc_weight_, fc_bias_;

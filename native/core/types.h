@@ -76,6 +76,8 @@ struct OneDnnOptions {
   // 3x3 stride-1 convolutions by Winograd's algorithm where oneDNN has a kernel for them
   // (AVX-512 CPUs): fewer multiplications, results within ~1e-6 relative of the direct algorithm.
   bool winograd = true;
+  // Set by Model from precision 'bfloat16' (not user-facing): bfloat16 weights and activations.
+  bool bfloat16 = false;
 };
 
 // Arithmetic of forward passes and training steps: float32, or autocast to a 16-bit type

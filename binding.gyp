@@ -25,6 +25,7 @@
         "native/binding/model_wrap.cc",
         "native/binding/executor.cc",
         "native/binding/convert.cc",
+        "native/binding/buffer_pool.cc",
       ],
       "include_dirs": [
         "native/core",

@@ -2,6 +2,7 @@
 // optimized TorchScript graph) equal the plain modules within 1e-4 relative, and are rebuilt
 // whenever the weights or the mode change.
 import test from 'ava';
+import { spawnSync } from 'node:child_process';
 import {
   InvalidArgumentError,
   createResNet,
@@ -183,3 +184,22 @@ for (const e of engines) {
     model.dispose();
   });
 }
+
+test.serial('the oneDNN engine on an older CPU (oneDNN limited to AVX2): other layouts, direct only, no bfloat16', async (t) => {
+  const child = spawnSync(process.execPath, ['--import=tsx', 'test/helpers/engine-vs-plain.ts'], {
+    env: { ...process.env, ONEDNN_MAX_CPU_ISA: 'AVX2' },
+    encoding: 'utf8',
+  });
+  t.is(child.status, 0, child.stderr);
+  const { results, bfloat16Engine } = JSON.parse(child.stdout) as {
+    results: Array<{ name: string; engine: string; relative: number }>;
+    bfloat16Engine: string;
+  };
+  t.is(results.length, 4);
+  for (const r of results) {
+    t.is(r.engine, 'onednn', r.name);
+    t.log(`AVX2 ${r.name}: max relative difference ${r.relative.toExponential(2)}`);
+    t.true(r.relative <= 1e-4, `${r.name}: ${r.relative}`);
+  }
+  t.is(bfloat16Engine, 'none', 'without native bfloat16 the modules run under autocast');
+});

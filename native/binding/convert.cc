@@ -35,7 +35,7 @@ std::vector<int64_t> ShapeFromJs(Napi::Env env, Napi::Value value, const std::st
 
 }  // namespace
 
-HostTensor TensorFromJs(Napi::Env env, Napi::Value value, const std::string& what) {
+HostTensor TensorFromJs(Napi::Env env, Napi::Value value, const std::string& what, BufferPool* pool) {
   if (!value.IsObject()) ThrowInvalid(env, "Expected a tensor for " + what);
   Napi::Object object = value.As<Napi::Object>();
   Napi::Value dtype_value = object.Get("dtype");
@@ -48,7 +48,16 @@ HostTensor TensorFromJs(Napi::Env env, Napi::Value value, const std::string& wha
   if (!data.IsTypedArray()) ThrowInvalid(env, "Expected a TypedArray as the data of " + what);
   Napi::TypedArray typed = data.As<Napi::TypedArray>();
 
-  HostTensor host = allocate_host(dtype, shape);
+  HostTensor host;
+  if (pool != nullptr) {
+    host.dtype = dtype;
+    host.shape = shape;
+    host.nbytes = static_cast<size_t>(host.numel()) * dtype_size(dtype);
+    host.owner = pool->take(host.nbytes);
+    host.data = host.owner.get();
+  } else {
+    host = allocate_host(dtype, shape);
+  }
   if (typed.ByteLength() != host.nbytes) {
     ThrowInvalid(env, "Expected " + std::to_string(host.nbytes) + " bytes of data for " + what +
                           " but received " + std::to_string(typed.ByteLength()));

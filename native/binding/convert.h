@@ -4,13 +4,15 @@
 
 #include <napi.h>
 
+#include "buffer_pool.h"
 #include "types.h"
 
 namespace resnet::binding {
 
 // {dtype: string, shape: number[], data: TypedArray} -> a host tensor holding a copy of the
 // bytes (JavaScript may mutate or detach its buffer as soon as the call returns).
-HostTensor TensorFromJs(Napi::Env env, Napi::Value value, const std::string& what);
+// With a pool, the copy's memory comes from it (inputs of forwards and training steps).
+HostTensor TensorFromJs(Napi::Env env, Napi::Value value, const std::string& what, BufferPool* pool = nullptr);
 
 // -> {dtype, shape, buffer}: the ArrayBuffer owns the native memory (its finalizer releases it),
 // so the result reaches JavaScript without a copy.

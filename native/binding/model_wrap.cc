@@ -80,7 +80,7 @@ void ModelWrap::ReportMemory(Napi::Env env, int64_t bytes) {
 }
 
 Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
-  HostTensor input = TensorFromJs(info.Env(), info[0], "input");
+  HostTensor input = TensorFromJs(info.Env(), info[0], "input", input_pool_.get());
   return Enqueue(info.Env(), [input](Model& model) -> Finish {
     HostTensor output = model.forward(input);
     return [output](Napi::Env env) -> Napi::Value { return TensorToJs(env, output); };
@@ -88,7 +88,7 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelWrap::Features(const Napi::CallbackInfo& info) {
-  HostTensor input = TensorFromJs(info.Env(), info[0], "input");
+  HostTensor input = TensorFromJs(info.Env(), info[0], "input", input_pool_.get());
   if (!info[1].IsArray()) ThrowInvalid(info.Env(), "Expected an array of feature map names");
   std::vector<std::string> names;
   Napi::Array array = info[1].As<Napi::Array>();
@@ -209,8 +209,8 @@ Napi::Value ModelWrap::ConfigureTraining(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
-  HostTensor images = TensorFromJs(info.Env(), info[0], "images");
-  HostTensor labels = TensorFromJs(info.Env(), info[1], "labels");
+  HostTensor images = TensorFromJs(info.Env(), info[0], "images", input_pool_.get());
+  HostTensor labels = TensorFromJs(info.Env(), info[1], "labels", input_pool_.get());
   if (!info[2].IsNumber()) ThrowInvalid(info.Env(), "Expected a number for lr");
   const double lr = info[2].As<Napi::Number>().DoubleValue();
   return Enqueue(info.Env(), [images, labels, lr](Model& model) -> Finish {
@@ -243,8 +243,8 @@ Napi::Value ModelWrap::LoadOptimizerState(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelWrap::Evaluate(const Napi::CallbackInfo& info) {
-  HostTensor images = TensorFromJs(info.Env(), info[0], "images");
-  HostTensor labels = TensorFromJs(info.Env(), info[1], "labels");
+  HostTensor images = TensorFromJs(info.Env(), info[0], "images", input_pool_.get());
+  HostTensor labels = TensorFromJs(info.Env(), info[1], "labels", input_pool_.get());
   return Enqueue(info.Env(), [images, labels](Model& model) -> Finish {
     const EvalResult r = model.evaluate(images, labels);
     return [r](Napi::Env env) -> Napi::Value {

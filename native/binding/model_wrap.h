@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include "buffer_pool.h"
 #include "executor.h"
 #include "model.h"
 
@@ -52,6 +53,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   void ReportMemory(Napi::Env env, int64_t bytes);
 
   std::unique_ptr<Executor> executor_;
+  std::shared_ptr<BufferPool> input_pool_ = std::make_shared<BufferPool>();
   std::shared_ptr<Slot> slot_ = std::make_shared<Slot>();
   int64_t num_parameters_ = 0;
   int64_t reported_bytes_ = 0;

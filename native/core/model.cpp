@@ -220,7 +220,8 @@ EngineChoice Model::Impl::engine_kind() const {
   const bool onednn_fits = runtime::onednn_engine_compiled() && device.is_cpu();
   // bfloat16 on the CPU: the oneDNN engine in bfloat16, or else autocast on the plain modules.
   if (precision == Precision::BFloat16) {
-    return onednn_fits && engine_choice != EngineChoice::TorchScript ? EngineChoice::OneDnn : EngineChoice::None;
+    const bool bf16_fits = onednn_fits && runtime::onednn_bfloat16_native();
+    return bf16_fits && engine_choice != EngineChoice::TorchScript ? EngineChoice::OneDnn : EngineChoice::None;
   }
   if (engine_choice == EngineChoice::OneDnn) return onednn_fits ? EngineChoice::OneDnn : EngineChoice::None;
   if (engine_choice == EngineChoice::Auto && onednn_fits) return EngineChoice::OneDnn;

@@ -33,37 +33,46 @@ using dnnl::memory;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
+// True when oneDNN may use `isa` (and everything it implies) on this CPU; ONEDNN_MAX_CPU_ISA /
+// DNNL_MAX_CPU_ISA lower what it may use, which is how the AVX2 paths are tested here.
+bool has_isa(dnnl_cpu_isa_t isa) {
+  return (static_cast<int>(dnnl::get_effective_cpu_isa()) & isa) == isa;
+}
+
 dnnl::engine& cpu_engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
 }
 
 // One convolution with BatchNorm folded in: weights [O, I/groups, K, K] and bias [O], float32.
+// The plain weights stay: oneDNN cannot reorder between every pair of packed layouts (Winograd's
+// for one), so a plan that wants another layout packs again from them.
 struct FoldedConv {
   at::Tensor weight;
+  memory::dims dims;  // of the weights as oneDNN sees them (goihw for grouped convolutions)
   at::Tensor bias;
   int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
   // Weights already reordered into a layout some plan asked for (usually one entry).
   std::vector<std::pair<memory::desc, memory>> packed;
 
-  int64_t out_channels() const { return weight.size(0); }
-  int64_t kernel() const { return weight.size(2); }
+  int64_t out_channels() const { return dims.size() == 5 ? dims[0] * dims[1] : dims[0]; }
+  int64_t kernel() const { return dims.back(); }
 
-  memory::desc plain_weight_desc() const {
+  void set_weight(at::Tensor w) {
+    weight = std::move(w);
     const int64_t o = weight.size(0), i = weight.size(1), k = weight.size(2);
-    if (groups == 1) return memory::desc({o, i, k, k}, dt::f32, tag::oihw);
-    return memory::desc({groups, o / groups, i, k, k}, dt::f32, tag::goihw);
+    dims = groups == 1 ? memory::dims{o, i, k, k} : memory::dims{groups, o / groups, i, k, k};
   }
-  memory::dims weight_dims() const { return plain_weight_desc().dims(); }
 
   const memory& weights_in(const memory::desc& wanted) {
     for (const auto& [desc, mem] : packed) {
       if (desc == wanted) return mem;
     }
-    memory plain(plain_weight_desc(), cpu_engine(), weight.data_ptr());
+    memory source(memory::desc(dims, dt::f32, dims.size() == 5 ? tag::goihw : tag::oihw), cpu_engine(),
+                  weight.data_ptr());
     memory mem(wanted, cpu_engine());
     dnnl::stream stream(cpu_engine());
-    dnnl::reorder(plain, mem).execute(stream, plain, mem);
+    dnnl::reorder(source, mem).execute(stream, source, mem);
     stream.wait();
     packed.emplace_back(wanted, mem);
     return packed.back().second;
@@ -112,8 +121,7 @@ class OneDnnEngine final : public InferenceEngine {
     // With AVX-512, every activation is kept in the 16-channel blocked layout: the only one that
     // oneDNN's direct and Winograd kernels share, so no reorders are needed between them. Otherwise
     // each convolution picks its own layout (format `any`; the direct kernels agree on one).
-    const auto isa = static_cast<int>(dnnl::get_effective_cpu_isa());
-    blocked16_ = (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+    blocked16_ = has_isa(dnnl_cpu_isa_avx512_core);
     std::map<std::string, at::Tensor> by_name;
     for (const auto& [name, tensor] : state) by_name[name] = tensor.detach().to(at::kCPU, at::kFloat).contiguous();
     auto get = [&](const std::string& name) -> const at::Tensor& {
@@ -125,12 +133,12 @@ class OneDnnEngine final : public InferenceEngine {
                     int64_t dilation, int64_t groups) {
       const at::Tensor scale = get(bn + ".weight") / at::sqrt(get(bn + ".running_var") + 1e-5);
       FoldedConv folded;
-      folded.weight = (get(conv + ".weight") * scale.reshape({-1, 1, 1, 1})).contiguous();
-      folded.bias = (get(bn + ".bias") - get(bn + ".running_mean") * scale).contiguous();
       folded.stride = stride;
       folded.padding = padding;
       folded.dilation = dilation;
       folded.groups = groups;
+      folded.set_weight((get(conv + ".weight") * scale.reshape({-1, 1, 1, 1})).contiguous());
+      folded.bias = (get(bn + ".bias") - get(bn + ".running_mean") * scale).contiguous();
       convs_[conv] = std::move(folded);
     };
 
@@ -158,11 +166,12 @@ class OneDnnEngine final : public InferenceEngine {
         // every output is 1 * x plus zeros, and it lands in oneDNN's layout like any other value.
         const int64_t extra = b.out_channels - b.inplanes;
         FoldedConv pad;
-        pad.weight = at::zeros({b.out_channels, b.inplanes, 1, 1}, at::kFloat);
-        auto w = pad.weight.accessor<float, 4>();
+        at::Tensor weight = at::zeros({b.out_channels, b.inplanes, 1, 1}, at::kFloat);
+        auto w = weight.accessor<float, 4>();
         for (int64_t c = 0; c < b.inplanes; ++c) w[c + extra / 2][c][0][0] = 1.0f;
-        pad.bias = at::zeros({b.out_channels}, at::kFloat);
         pad.stride = b.stride;
+        pad.set_weight(weight);
+        pad.bias = at::zeros({b.out_channels}, at::kFloat);
         convs_[p + ".shortcut"] = std::move(pad);
       }
     });
@@ -202,7 +211,14 @@ class OneDnnEngine final : public InferenceEngine {
     plan->input_dims = dims;
     plan->input_strides = strides;
     plan->threads = threads;
-    build(*plan);
+    try {
+      build(*plan);
+    } catch (const dnnl::error& e) {
+      throw Error(codes::kNative, "inference engine: oneDNN could not plan " + step_ + " for input [" +
+                                      std::to_string(dims[0]) + ", " + std::to_string(dims[1]) + ", " +
+                                      std::to_string(dims[2]) + ", " + std::to_string(dims[3]) + "] (" + e.what() +
+                                      "); setInferenceEngine('torchscript') avoids it");
+    }
     if (plans_.size() >= kMaxPlans) plans_.pop_back();
     plans_.insert(plans_.begin(), std::move(plan));
     return *plans_.front();
@@ -253,6 +269,7 @@ class OneDnnEngine final : public InferenceEngine {
   // out = [relu](conv(src) [+ accumulate]). With `accumulate`, the result overwrites that value's
   // buffer (the residual add as a sum post-op). Releases nothing; returns the output value.
   int conv(Plan& plan, int src, const std::string& name, bool relu, int accumulate = -1) {
+    step_ = name;
     FoldedConv& c = convs_.at(name);
     const memory::dims in = plan.values[src].desc.dims();
     const int64_t k = c.kernel();
@@ -262,7 +279,7 @@ class OneDnnEngine final : public InferenceEngine {
     const memory::dims out_dims{in[0], c.out_channels(), oh, ow};
 
     const memory::desc src_desc(in, act_, layout_for(in[1]));
-    const memory::desc weights_any(c.weight_dims(), act_, tag::any);
+    const memory::desc weights_any(c.dims, act_, tag::any);
     const memory::desc bias_desc({c.out_channels()}, dt::f32, tag::a);
     const memory::desc dst_desc = accumulate >= 0 ? plan.values[accumulate].desc
                                                   : memory::desc(out_dims, act_, layout_for(c.out_channels()));
@@ -305,6 +322,7 @@ class OneDnnEngine final : public InferenceEngine {
 
   int pool(Plan& plan, int src, dnnl::algorithm algorithm, int64_t kernel_h, int64_t kernel_w, int64_t stride,
            int64_t padding) {
+    step_ = algorithm == dnnl::algorithm::pooling_max ? "maxpool" : "avgpool";
     const memory::dims in = plan.values[src].desc.dims();
     const int64_t oh = (in[2] + 2 * padding - kernel_h) / stride + 1;
     const int64_t ow = (in[3] + 2 * padding - kernel_w) / stride + 1;
@@ -356,6 +374,7 @@ class OneDnnEngine final : public InferenceEngine {
     x = pool(plan, x, dnnl::algorithm::pooling_avg_exclude_padding, last[2], last[3], 1, 0);
 
     // fc on the pooled [N, C, 1, 1] values, written straight into the caller's output [N, classes].
+    step_ = "fc";
     const int64_t classes = fc_weight_.size(0), channels = fc_weight_.size(1);
     const memory::desc weights_any({classes, channels, 1, 1}, act_, tag::any);
     const memory::desc bias_desc({classes}, dt::f32, tag::a);
@@ -430,6 +449,7 @@ class OneDnnEngine final : public InferenceEngine {
   std::unique_ptr<memory> fc_packed_;
   std::vector<std::unique_ptr<Plan>> plans_;
   std::vector<int> free_slots_;  // planning only
+  std::string step_;             // planning only: the layer being planned, for errors
   dnnl::stream stream_{cpu_engine()};
 };
 
@@ -437,6 +457,9 @@ class OneDnnEngine final : public InferenceEngine {
 
 namespace runtime {
 bool onednn_engine_compiled() { return true; }
+// Native bfloat16 dot products (AVX512-BF16): elsewhere oneDNN would emulate them, slower than
+// float32, so bfloat16 models there run autocast on the modules instead.
+bool onednn_bfloat16_native() { return has_isa(dnnl_cpu_isa_avx512_core_bf16); }
 }  // namespace runtime
 
 std::unique_ptr<InferenceEngine> make_onednn_engine(const ResNetSpec& spec, const NamedState& state,
@@ -452,6 +475,7 @@ namespace resnet {
 
 namespace runtime {
 bool onednn_engine_compiled() { return false; }
+bool onednn_bfloat16_native() { return false; }
 }  // namespace runtime
 
 std::unique_ptr<InferenceEngine> make_onednn_engine(const ResNetSpec&, const NamedState&, const OneDnnOptions&) {

@@ -9,6 +9,8 @@ namespace resnet::runtime {
 bool cuda_compiled();
 // True when the oneDNN inference engine was compiled in (onednn_engine.cpp).
 bool onednn_engine_compiled();
+// True when that engine can run bfloat16 natively on this CPU (AVX512-BF16 or better).
+bool onednn_bfloat16_native();
 bool cuda_available();
 int cuda_device_count();
 

@@ -1,0 +1,31 @@
+// Reusable host buffers for the copies of a model's inputs. Each forward or training step copies
+// its input out of JavaScript's memory (JavaScript may change it while the job runs); taking those
+// copies from a pool instead of malloc keeps the big block from being split by the small native
+// allocations that only V8's collector frees, which otherwise made RSS climb by one input size per
+// call until the next collection (BENCHMARKS.md, memory).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+namespace resnet::binding {
+
+class BufferPool : public std::enable_shared_from_this<BufferPool> {
+ public:
+  ~BufferPool();
+  // A 64-byte aligned buffer of at least `bytes`, back in the pool once the last owner lets go
+  // (from any thread). Reuses a free buffer no more than twice the size asked for.
+  std::shared_ptr<void> take(size_t bytes);
+
+ private:
+  void give_back(void* data, size_t capacity);
+
+  static constexpr size_t kKeep = 4;  // free buffers kept; more are released
+  std::mutex mutex_;
+  std::vector<std::pair<void*, size_t>> free_;
+};
+
+}  // namespace resnet::binding

@@ -219,6 +219,8 @@ function parseOneDnn(stdout: string): Entry[][] {
       const dims = problem.split('x').map(Number);
       stage = weights ? 'weights' : stageOfSpatial(dims[dims.length - 1] ?? NaN, false);
       kind = weights ? 'reorder (weights)' : 'reorder (activations)';
+    } else if (primitive === 'inner_product') {
+      stage = 'head'; // the fc layer (its problem reads mb…ic…oc…, no spatial size)
     } else {
       const dims = problem.split('x').map(Number);
       stage = stageOfSpatial(dims[dims.length - 1] ?? NaN, false);

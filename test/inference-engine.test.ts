@@ -109,7 +109,8 @@ test.serial('autocast and channels_last decide which engine runs', async (t) => 
 test.serial('the oneDNN engine plans each input shape and thread count, and evicts old plans', async (t) => {
   const model = await resnet18({ seed: 0, numClasses: 4 });
   await trained(model, [2, 3, 32, 32]);
-  const shapes = [[1, 3, 32, 32], [3, 3, 32, 32], [1, 3, 64, 48], [2, 3, 33, 35], [5, 3, 32, 32], [1, 3, 32, 32], [3, 3, 32, 32]];
+  // Odd sizes and a 1x1 image too: every layer then works on 1x1 maps, with padding only.
+  const shapes = [[1, 3, 32, 32], [3, 3, 32, 32], [1, 3, 64, 48], [2, 3, 33, 35], [5, 3, 32, 32], [1, 3, 1, 1], [2, 3, 7, 5], [1, 3, 32, 32], [3, 3, 32, 32]];
   const inputs = shapes.map((s, i) => randomTensor(s, 20 + i));
   const plain: Float32Array[] = [];
   for (const x of inputs) plain.push(await plainForward(model, x));

@@ -110,12 +110,15 @@ test.serial('the oneDNN engine plans each input shape and thread count, and evic
   const model = await resnet18({ seed: 0, numClasses: 4 });
   await trained(model, [2, 3, 32, 32]);
   // Odd sizes and a 1x1 image too: every layer then works on 1x1 maps, with padding only.
-  const shapes = [[1, 3, 32, 32], [3, 3, 32, 32], [1, 3, 64, 48], [2, 3, 33, 35], [5, 3, 32, 32], [1, 3, 1, 1], [2, 3, 7, 5], [1, 3, 32, 32], [3, 3, 32, 32]];
+  // More shapes than the 16 plans kept, so some are evicted and built again; larger ones after
+  // smaller ones grow the shared activation arena, smaller ones after reuse it.
+  const shapes = [[1, 3, 32, 32], [3, 3, 32, 32], [1, 3, 64, 48], [2, 3, 33, 35], [5, 3, 32, 32], [1, 3, 1, 1], [2, 3, 7, 5],
+    ...Array.from({ length: 12 }, (_, i) => [1 + (i % 3), 3, 8 + i, 9]), [1, 3, 32, 32], [3, 3, 32, 32]];
   const inputs = shapes.map((s, i) => randomTensor(s, 20 + i));
   const plain: Float32Array[] = [];
   for (const x of inputs) plain.push(await plainForward(model, x));
   await model.setInferenceEngine('onednn');
-  // Twice round: the second pass reuses (or, past the cache's 4 plans, rebuilds) each plan.
+  // Twice round: the second pass reuses (or, past the cache's 16 plans, rebuilds) each plan.
   for (let round = 0; round < 2; round++) {
     for (let i = 0; i < inputs.length; i++) {
       const out = await model.forward(inputs[i]!);

@@ -108,8 +108,13 @@ struct Plan {
   int64_t batch = 0, classes = 0;
   int input_value = -1, output_value = -1;
 
-  // Materialized after planning.
-  std::vector<std::unique_ptr<void, decltype(&std::free)>> buffers;  // slots, then the scratchpad
+  // Materialized after planning. The buffers live in the engine's arena, shared by all plans
+  // (one forward at a time): each slot and the scratchpad at an offset in it.
+  std::vector<size_t> slot_offsets;
+  size_t scratchpad_offset = 0;
+  size_t arena_bytes = 0;
+  uint64_t bound_to = 0;  // the arena generation the memories point into (0: none yet)
+  memory scratchpad;
   std::vector<memory> memories;  // one per value; input/output handles are set per call
   std::vector<std::unordered_map<int, memory>> args;
 };
@@ -175,8 +180,9 @@ class OneDnnEngine final : public InferenceEngine {
         convs_[p + ".shortcut"] = std::move(pad);
       }
     });
-    fc_weight_ = get("fc.weight").contiguous();
-    fc_bias_ = get("fc.bias").contiguous();
+    // Copies: the model's own fc tensors change in place when it trains.
+    fc_weight_ = get("fc.weight").clone();
+    fc_bias_ = get("fc.bias").clone();
   }
 
   const char* kind() const override { return "onednn"; }
@@ -186,6 +192,7 @@ class OneDnnEngine final : public InferenceEngine {
       throw Error(codes::kNative, "inference engine: expected a float32 CPU tensor [N, C, H, W]");
     }
     Plan& plan = plan_for(input);
+    bind_arena(plan);
     at::Tensor output = at::empty({plan.batch, plan.classes}, at::kFloat);
     plan.memories[plan.input_value].set_data_handle(input.data_ptr());
     plan.memories[plan.output_value].set_data_handle(output.data_ptr());
@@ -402,28 +409,22 @@ class OneDnnEngine final : public InferenceEngine {
   }
 
   void materialize(Plan& plan) {
-    // 64-byte aligned, as oneDNN's vector kernels prefer; allocated once per plan, so a forward
-    // touches the same pages every time (no page faults from fresh allocations).
-    auto allocate = [&](size_t bytes) {
-      const size_t rounded = std::max<size_t>(64, (bytes + 63) / 64 * 64);
-      void* p = std::aligned_alloc(64, rounded);
-      if (p == nullptr) throw Error(codes::kNative, "inference engine: out of memory for activations");
-      plan.buffers.emplace_back(p, &std::free);
-      return p;
+    // Offsets 64-byte aligned, as oneDNN's vector kernels prefer.
+    auto place = [&](size_t bytes) {
+      const size_t offset = plan.arena_bytes;
+      plan.arena_bytes += std::max<size_t>(64, (bytes + 63) / 64 * 64);
+      return offset;
     };
-    std::vector<void*> slots;
-    for (size_t bytes : plan.slot_bytes) slots.push_back(allocate(bytes));
-    const memory scratchpad(memory::desc({static_cast<int64_t>(plan.scratchpad_bytes)}, dt::u8, tag::a), cpu_engine(),
-                            allocate(plan.scratchpad_bytes));
-    for (const Value& v : plan.values) {
-      void* handle = v.slot >= 0 ? slots[v.slot] : DNNL_MEMORY_NONE;
-      plan.memories.emplace_back(v.desc, cpu_engine(), handle);
-    }
+    for (size_t bytes : plan.slot_bytes) plan.slot_offsets.push_back(place(bytes));
+    plan.scratchpad_offset = place(plan.scratchpad_bytes);
+    plan.scratchpad = memory(memory::desc({static_cast<int64_t>(plan.scratchpad_bytes)}, dt::u8, tag::a), cpu_engine(),
+                             static_cast<void*>(DNNL_MEMORY_NONE));
+    for (const Value& v : plan.values) plan.memories.emplace_back(v.desc, cpu_engine(), static_cast<void*>(DNNL_MEMORY_NONE));
     for (const Step& step : plan.steps) {
       std::unordered_map<int, memory> args;
       for (const auto& [arg, value] : step.values) args.emplace(arg, plan.memories[value]);
       for (const auto& [arg, mem] : step.fixed) args.emplace(arg, mem);
-      args.emplace(DNNL_ARG_SCRATCHPAD, scratchpad);
+      args.emplace(DNNL_ARG_SCRATCHPAD, plan.scratchpad);
       plan.args.push_back(std::move(args));
     }
     if (std::getenv("LIBTORCH_RESNET_PRINT_ENGINE") != nullptr) {
@@ -436,7 +437,34 @@ class OneDnnEngine final : public InferenceEngine {
     }
   }
 
-  static constexpr size_t kMaxPlans = 4;
+  // Points the plan's memories into the arena, growing the arena first if the plan needs more.
+  // The arena is allocated once and reused by every forward and every plan, so a forward touches
+  // the same pages each time (no page faults from fresh allocations), and a server whose batches
+  // vary in size keeps one arena the size of its largest batch, not one per size.
+  void bind_arena(Plan& plan) {
+    if (plan.arena_bytes > arena_bytes_) {
+      void* p = std::aligned_alloc(64, plan.arena_bytes);
+      if (p == nullptr) throw Error(codes::kNative, "inference engine: out of memory for activations");
+      arena_.reset(p);
+      arena_bytes_ = plan.arena_bytes;
+      ++arena_generation_;
+    }
+    if (plan.bound_to == arena_generation_) return;
+    auto* base = static_cast<uint8_t*>(arena_.get());
+    for (size_t i = 0; i < plan.values.size(); ++i) {
+      const int slot = plan.values[i].slot;
+      if (slot >= 0) plan.memories[i].set_data_handle(base + plan.slot_offsets[slot]);
+    }
+    plan.scratchpad.set_data_handle(base + plan.scratchpad_offset);
+    plan.bound_to = arena_generation_;
+  }
+
+  // Plans are small (primitives and descriptors; the buffers are the shared arena): enough for
+  // every batch size a serving batcher produces.
+  static constexpr size_t kMaxPlans = 16;
+  std::unique_ptr<void, decltype(&std::free)> arena_{nullptr, &std::free};
+  size_t arena_bytes_ = 0;
+  uint64_t arena_generation_ = 0;
 
   ResNetSpec spec_;
   bool winograd_;

@@ -8,7 +8,7 @@
 //
 // --quick: few repetitions everywhere (a smoke test of the suite, not numbers to publish).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { environment, uptimeLine } from './util.ts';
 
@@ -54,6 +54,11 @@ for (const b of suite.filter((s) => wanted.includes(s.name))) {
   if (r.status !== 0) failed = true;
   sections.push(`## ${b.name}`, '', `\`node --import=tsx ${[b.script, ...b.args].join(' ')}\`, ${seconds} s${r.status === 0 ? '' : `, FAILED (exit ${r.status ?? r.signal})`}`, '',
     `- before: ${before}`, `- after: ${after}`, '', (r.stdout ?? '').trim(), '');
+}
+if (wanted.includes('inference') && existsSync('bench/results/inference.json')) {
+  // The inference table as a bar chart, bench/results/inference.svg.
+  const plot = spawnSync(process.execPath, ['--import=tsx', 'bench/plot.ts'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (plot.status !== 0) failed = true;
 }
 sections.push(`All: ${((performance.now() - started) / 1000).toFixed(0)} s.`);
 mkdirSync('bench/results', { recursive: true });

@@ -37,7 +37,7 @@ export function onednnEngineCompiled(): boolean {
 /**
  * How the addon tuned the C allocator when it loaded: with glibc, blocks up to 32 MiB come from
  * the heap and freed memory is kept for reuse, so each training step reuses the previous step's
- * pages (about +17-20% training throughput here; see BENCHMARKS.md). The process keeps its peak
+ * pages (resnet18 training steps +15-23% here; see BENCHMARKS.md). The process keeps its peak
  * memory instead of returning it to the system. Set `LIBTORCH_RESNET_MALLOC=default` (or any of
  * glibc's own MALLOC_*_ variables) before loading to keep glibc's defaults.
  */

@@ -67,7 +67,7 @@
         ["libtorch_onednn==1", {
           # The oneDNN inference engine, against the libdnnl LibTorch itself links (CMakeLists.txt).
           "defines": ["RESNET_WITH_ONEDNN"],
-          "libraries": ["-ldnnl"],
+          "libraries": ["-l:libdnnl.so.2"],
         }],
         ["OS=='mac'", {
           # ld64 has no --no-as-needed; ldflags (Linux only) are replaced by OTHER_LDFLAGS.

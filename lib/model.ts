@@ -180,7 +180,9 @@ export class ResNet implements Disposable {
    * - `'auto'` / `true` (default): `'onednn'` on the CPU when this build has it, else `'torchscript'`.
    * - `'onednn'`: the network as oneDNN primitives (BatchNorm folded, weights packed once, ReLU and
    *   residual add fused into the convolutions, activation buffers planned once per input shape).
-   *   CPU only; a `DeviceError` where it is not built in or the model is on a GPU.
+   *   CPU only; a `DeviceError` where it is not built in or the model is on a GPU (a model moved
+   *   to a GPU later runs as with `'auto'`). Under `'auto'`, a model oneDNN cannot plan falls back
+   *   to the next engine with a warning on stderr.
    * - `'torchscript'`: the network as TorchScript, frozen and optimized by LibTorch's
    *   optimize_for_inference (contiguous memory format only).
    * - `'none'` / `false`: the plain modules.

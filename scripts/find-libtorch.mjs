@@ -11,7 +11,7 @@
 //   --onednn        1 if libtorch_cpu links a shared libdnnl and oneDNN's headers are installed
 //                   (the oneDNN inference engine can be built, as in CMakeLists.txt), else 0
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 const { env, platform, arch } = process;
@@ -82,11 +82,14 @@ function find() {
 // when libtorch_cpu links a shared libdnnl (Debian's does) and its headers are installed.
 function onednnBuildable(libDir) {
   if (platform !== 'linux') return false;
-  const headers = ['/usr/include', '/usr/local/include'].some((dir) => existsSync(path.join(dir, 'oneapi/dnnl/dnnl.hpp')));
-  if (!headers) return false;
+  // oneDNN 2.x headers: the engine uses 2.x's API (3.x dropped the operation descriptors).
+  const version = ['/usr/include', '/usr/local/include']
+    .map((dir) => path.join(dir, 'oneapi/dnnl/dnnl_version.h'))
+    .find((file) => existsSync(file));
+  if (!version || !/#define DNNL_VERSION_MAJOR 2\b/.test(readFileSync(version, 'utf8'))) return false;
   try {
     const dynamic = execFileSync('readelf', ['-d', path.join(libDir, `libtorch_cpu.${soExt}`)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    return /\(NEEDED\).*libdnnl\.so/.test(dynamic);
+    return /\(NEEDED\).*\[libdnnl\.so\.2\]/.test(dynamic);
   } catch {
     return false;
   }

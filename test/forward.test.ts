@@ -84,3 +84,20 @@ test('a CUDA-less build reports no CUDA through model.to()', async (t) => {
   t.is(m.device, 'cpu');
   m.dispose();
 });
+
+test('the binding checks shapes itself: an overflowing or mismatched shape is a typed error, never an allocation', async (t) => {
+  // lib/ validates first; this goes around it, as a caller of the raw binding would.
+  const { native } = await import('../lib/native.ts');
+  const spec = {
+    block: 'basic', stem: 'cifar', shortcut: 'A', widths: [16, 32, 64], layers: [1, 1, 1], numClasses: 3,
+    zeroInitResidual: false, groups: 1, widthPerGroup: 64, inChannels: 3, replaceStrideWithDilation: [false, false],
+  };
+  const model = await native.createModel(spec as never, 'cpu', 0);
+  const overflowing = { dtype: 'float32', shape: [2 ** 52, 2 ** 10, 4, 1], data: new Float32Array(0) } as never;
+  t.throws(() => model.forward(overflowing), { code: 'ERR_RESNET_INVALID_ARGUMENT', message: /fits in memory/ } as never);
+  const short = { dtype: 'float32', shape: [1, 3, 8, 8], data: new Float32Array(10) } as never;
+  t.throws(() => model.forward(short), { code: 'ERR_RESNET_INVALID_ARGUMENT', message: /Expected 768 bytes of data for input but received 40/ } as never);
+  const empty = { dtype: 'float32', shape: [1, 3, 0, 8], data: new Float32Array(0) } as never;
+  await t.throwsAsync(model.forward(empty), { code: 'ERR_RESNET_SHAPE', message: /N, H, W >= 1/ } as never);
+  await model.dispose();
+});

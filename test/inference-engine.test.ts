@@ -3,6 +3,7 @@
 // whenever the weights or the mode change.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import {
   InvalidArgumentError,
   createResNet,
@@ -206,4 +207,31 @@ test.serial('the oneDNN engine on an older CPU (oneDNN limited to AVX2): other l
     t.true(r.relative <= 1e-4, `${r.name}: ${r.relative}`);
   }
   t.is(bfloat16Engine, 'none', 'without native bfloat16 the modules run under autocast');
+});
+
+test.serial('no architecture falls back to oneDNN reference kernels; Winograd serves the 3x3 convolutions on AVX-512', async (t) => {
+  // Reference kernels are correct but hundreds of times slower (ResNeXt's grouped convolutions
+  // got one when forced into the blocked layout: 1.4 s instead of 4 ms per forward).
+  const child = spawnSync(process.execPath, ['--import=tsx', 'test/helpers/print-plans.ts'], {
+    env: { ...process.env, LIBTORCH_RESNET_PRINT_ENGINE: '1' },
+    encoding: 'utf8',
+  });
+  t.is(child.status, 0, child.stderr);
+  const plans = child.stderr.split('\n').filter((line) => line.startsWith('onednn engine:'));
+  t.is(plans.length, 4, child.stderr);
+  const counts = plans.map((line) => {
+    const m = /\((\d+) Winograd convolutions, (\d+) reference kernels\)/.exec(line);
+    if (!m) throw new Error(`unexpected plan line: ${line}`);
+    return { winograd: Number(m[1]), reference: Number(m[2]) };
+  });
+  for (const [i, name] of ['resnet18', 'resnet50', 'resnext50_32x4d', 'resnet20'].entries()) {
+    t.is(counts[i]!.reference, 0, `${name}: ${plans[i]}`);
+  }
+  const avx512 = /\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  if (avx512) {
+    t.true(counts[0]!.winograd > 0 && counts[1]!.winograd > 0, plans.join('\n'));
+  } else {
+    t.is(counts[0]!.winograd + counts[1]!.winograd, 0, 'oneDNN 2.6 has Winograd kernels for AVX-512 only');
+  }
+  t.is(counts[2]!.winograd, 0, 'grouped convolutions have no Winograd kernel');
 });

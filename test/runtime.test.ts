@@ -41,7 +41,7 @@ test('version and CUDA facts of this build', (t) => {
 function tuningWith(env: Record<string, string>): string {
   const script = "import('./lib/index.ts').then((m) => process.stdout.write(m.allocatorTuning()))";
   const childEnv: Record<string, string | undefined> = { ...process.env, ...env };
-  for (const name of ['LIBTORCH_RESNET_MALLOC', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_', 'MALLOC_ARENA_MAX']) {
+  for (const name of ['LIBTORCH_RESNET_MALLOC', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_', 'MALLOC_ARENA_MAX', 'GLIBC_TUNABLES']) {
     if (!(name in env)) delete childEnv[name];
   }
   const r = spawnSync(process.execPath, ['--import=tsx', '-e', script], { env: childEnv, encoding: 'utf8' });
@@ -54,5 +54,6 @@ test('the addon tunes glibc malloc at load, unless told not to', (t) => {
   t.is(tuningWith({}), 'glibc: mmap threshold 32 MiB, trim threshold 2 GiB, top pad 256 MiB');
   t.is(tuningWith({ LIBTORCH_RESNET_MALLOC: 'default' }), 'glibc defaults (LIBTORCH_RESNET_MALLOC=default)');
   t.is(tuningWith({ MALLOC_ARENA_MAX: '2' }), "the environment's (MALLOC_ARENA_MAX is set)");
+  t.is(tuningWith({ GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=1000000' }), "the environment's (GLIBC_TUNABLES sets glibc.malloc)");
   t.regex(allocatorTuning(), /^(glibc|the environment's)/);
 });

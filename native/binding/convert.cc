@@ -48,19 +48,33 @@ HostTensor TensorFromJs(Napi::Env env, Napi::Value value, const std::string& wha
   if (!data.IsTypedArray()) ThrowInvalid(env, "Expected a TypedArray as the data of " + what);
   Napi::TypedArray typed = data.As<Napi::TypedArray>();
 
-  HostTensor host;
-  if (pool != nullptr) {
-    host.dtype = dtype;
-    host.shape = shape;
-    host.nbytes = static_cast<size_t>(host.numel()) * dtype_size(dtype);
-    host.owner = pool->take(host.nbytes);
-    host.data = host.owner.get();
-  } else {
-    host = allocate_host(dtype, shape);
+  // The byte count the shape implies, checked for overflow, and compared with the data before
+  // anything is allocated: a shape that does not fit its data is an error, never an allocation.
+  size_t nbytes = dtype_size(dtype);
+  for (int64_t d : shape) {
+    if (__builtin_mul_overflow(nbytes, static_cast<size_t>(d), &nbytes)) {
+      ThrowInvalid(env, "Expected a shape whose size fits in memory for " + what);
+    }
   }
-  if (typed.ByteLength() != host.nbytes) {
-    ThrowInvalid(env, "Expected " + std::to_string(host.nbytes) + " bytes of data for " + what +
-                          " but received " + std::to_string(typed.ByteLength()));
+  if (typed.ByteLength() != nbytes) {
+    ThrowInvalid(env, "Expected " + std::to_string(nbytes) + " bytes of data for " + what + " but received " +
+                          std::to_string(typed.ByteLength()));
+  }
+  HostTensor host;
+  try {
+    if (pool != nullptr) {
+      host.dtype = dtype;
+      host.shape = shape;
+      host.nbytes = nbytes;
+      host.owner = pool->take(nbytes);
+      host.data = host.owner.get();
+    } else {
+      host = allocate_host(dtype, shape);
+    }
+  } catch (const std::exception& e) {  // out of memory: a JavaScript error, not std::terminate
+    Napi::Error error = Napi::Error::New(env, "Could not allocate " + std::to_string(nbytes) + " bytes to copy " + what + ": " + e.what());
+    error.Set("code", Napi::String::New(env, codes::kNative));
+    throw error;
   }
   if (host.nbytes > 0) {
     const auto* bytes = static_cast<const uint8_t*>(typed.ArrayBuffer().Data()) + typed.ByteOffset();

@@ -4,6 +4,7 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/cuda.h>
 
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -91,9 +92,10 @@ at::Tensor Model::Impl::images_on_device(const HostTensor& input) const {
   if (input.dtype != DType::Float32) {
     throw Error(codes::kShape, std::string("Expected float32 input but received ") + dtype_name(input.dtype));
   }
-  if (input.shape.size() != 4 || input.shape[1] != spec.in_channels) {
+  if (input.shape.size() != 4 || input.shape[1] != spec.in_channels || input.shape[0] < 1 || input.shape[2] < 1 ||
+      input.shape[3] < 1) {
     std::ostringstream msg;
-    msg << "Expected input of shape [N, " << spec.in_channels << ", H, W] but received [";
+    msg << "Expected input of shape [N, " << spec.in_channels << ", H, W] with N, H, W >= 1 but received [";
     for (size_t i = 0; i < input.shape.size(); ++i) msg << (i ? ", " : "") << input.shape[i];
     msg << "]";
     throw Error(codes::kShape, msg.str());
@@ -150,7 +152,17 @@ HostTensor Model::forward(const HostTensor& input) {
       impl_->engine = kind == EngineChoice::OneDnn ? make_onednn_engine(impl_->spec, impl_->state(), impl_->onednn_options_for_precision())
                                                    : make_torchscript_engine(impl_->spec, impl_->state());
     }
-    return to_host(impl_->engine->forward(x));
+    try {
+      return to_host(impl_->engine->forward(x));
+    } catch (const Error& e) {
+      // 'auto' promises the best engine that works: if oneDNN cannot plan this model, say so once
+      // and carry on with the next one. An explicit 'onednn' keeps the error.
+      if (kind != EngineChoice::OneDnn || impl_->engine_choice != EngineChoice::Auto) throw;
+      std::cerr << "libtorch-resnet: " << e.what() << "; falling back from the oneDNN engine" << std::endl;
+      impl_->onednn_failed = true;
+      impl_->engine.reset();
+      return forward(input);
+    }
   }
   return to_host(impl_->net->forward(x).to(at::kFloat));
 }
@@ -198,6 +210,7 @@ void Model::set_inference_engine(EngineChoice choice, const OneDnnOptions& onedn
   }
   impl_->engine_choice = choice;
   impl_->onednn_options = onednn;
+  impl_->onednn_failed = false;
   impl_->engine.reset();
 }
 
@@ -217,14 +230,14 @@ OneDnnOptions Model::Impl::onednn_options_for_precision() const {
 
 EngineChoice Model::Impl::engine_kind() const {
   if (engine_choice == EngineChoice::None || precision == Precision::Float16) return EngineChoice::None;
-  const bool onednn_fits = runtime::onednn_engine_compiled() && device.is_cpu();
+  // 'onednn' where it cannot run (the model moved to a GPU since) behaves as 'auto'.
+  const bool onednn_fits = runtime::onednn_engine_compiled() && device.is_cpu() && !onednn_failed;
   // bfloat16 on the CPU: the oneDNN engine in bfloat16, or else autocast on the plain modules.
   if (precision == Precision::BFloat16) {
     const bool bf16_fits = onednn_fits && runtime::onednn_bfloat16_native();
     return bf16_fits && engine_choice != EngineChoice::TorchScript ? EngineChoice::OneDnn : EngineChoice::None;
   }
-  if (engine_choice == EngineChoice::OneDnn) return onednn_fits ? EngineChoice::OneDnn : EngineChoice::None;
-  if (engine_choice == EngineChoice::Auto && onednn_fits) return EngineChoice::OneDnn;
+  if (engine_choice != EngineChoice::TorchScript && onednn_fits) return EngineChoice::OneDnn;
   return channels_last ? EngineChoice::None : EngineChoice::TorchScript;
 }
 bool Model::training() const { return impl_->net->is_training(); }

@@ -24,6 +24,8 @@ struct Model::Impl {
   std::unique_ptr<InferenceEngine> engine;
   EngineChoice engine_choice = EngineChoice::Auto;
   OneDnnOptions onednn_options;
+  // Set when 'auto' found that oneDNN cannot plan this model; cleared by set_inference_engine.
+  bool onednn_failed = false;
   Precision precision = Precision::Float32;
   bool channels_last = false;
 

@@ -54,6 +54,7 @@ struct FoldedConv {
   int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
   // Weights already reordered into a layout some plan asked for (usually one entry).
   std::vector<std::pair<memory::desc, memory>> packed;
+  static constexpr size_t kMaxPacked = 4;
 
   int64_t out_channels() const { return dims.size() == 5 ? dims[0] * dims[1] : dims[0]; }
   int64_t kernel() const { return dims.back(); }
@@ -74,6 +75,9 @@ struct FoldedConv {
     dnnl::stream stream(cpu_engine());
     dnnl::reorder(source, mem).execute(stream, source, mem);
     stream.wait();
+    // Plans hold their own handles to the copies they use, so forgetting an old one here frees it
+    // once no cached plan needs it: the cache stays bounded however many shapes come by.
+    if (packed.size() >= kMaxPacked) packed.erase(packed.begin());
     packed.emplace_back(wanted, mem);
     return packed.back().second;
   }
@@ -107,6 +111,9 @@ struct Plan {
   size_t scratchpad_bytes = 0;
   int64_t batch = 0, classes = 0;
   int input_value = -1, output_value = -1;
+  // For LIBTORCH_RESNET_PRINT_ENGINE: how many convolutions got Winograd, and how many primitives
+  // fell back to oneDNN's (slow) reference code.
+  int winograd = 0, reference = 0;
 
   // Materialized after planning. The buffers live in the engine's arena, shared by all plans
   // (one forward at a time): each slot and the scratchpad at an offset in it.
@@ -285,17 +292,19 @@ class OneDnnEngine final : public InferenceEngine {
     const int64_t ow = (in[3] + 2 * c.padding - span) / c.stride + 1;
     const memory::dims out_dims{in[0], c.out_channels(), oh, ow};
 
-    const memory::desc src_desc(in, act_, layout_for(in[1]));
     const memory::desc weights_any(c.dims, act_, tag::any);
     const memory::desc bias_desc({c.out_channels()}, dt::f32, tag::a);
-    const memory::desc dst_desc = accumulate >= 0 ? plan.values[accumulate].desc
-                                                  : memory::desc(out_dims, act_, layout_for(c.out_channels()));
     dnnl::primitive_attr attr = base_attr();
     dnnl::post_ops ops;
     if (accumulate >= 0) ops.append_sum(1.0f);
     if (relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
     attr.set_post_ops(ops);
-    auto make = [&](dnnl::algorithm algorithm) {
+    // `preferred`: the blocked layout shared with the neighbours; otherwise each side `any`.
+    auto make = [&](dnnl::algorithm algorithm, bool preferred) {
+      const memory::desc src_desc(in, act_, preferred ? layout_for(in[1]) : tag::any);
+      const memory::desc dst_desc =
+          accumulate >= 0 ? plan.values[accumulate].desc
+                          : memory::desc(out_dims, act_, preferred ? layout_for(c.out_channels()) : tag::any);
       dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, algorithm, src_desc, weights_any,
                                            bias_desc, dst_desc, {c.stride, c.stride},
                                            {c.dilation - 1, c.dilation - 1}, {c.padding, c.padding},
@@ -306,13 +315,23 @@ class OneDnnEngine final : public InferenceEngine {
     const bool winograd_shape = k == 3 && c.stride == 1 && c.dilation == 1 && c.groups == 1;
     if (winograd_ && winograd_shape) {
       try {
-        pd = make(dnnl::algorithm::convolution_winograd);
+        pd = make(dnnl::algorithm::convolution_winograd, true);
       } catch (const dnnl::error&) {
         // No Winograd kernel for this shape, post-op or CPU: the direct algorithm below.
       }
     }
-    if (!pd) pd = make(dnnl::algorithm::convolution_direct);
+    if (!pd) pd = make(dnnl::algorithm::convolution_direct, true);
+    // The blocked layout can rule out every optimized kernel (ResNeXt's grouped convolutions with
+    // 4 or 8 channels per group): oneDNN then falls back to its reference code, hundreds of times
+    // slower. Letting the convolution pick its own layouts, at the price of a reorder or two, finds
+    // the fast kernel.
+    if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) {
+      dnnl::convolution_forward::primitive_desc free = make(dnnl::algorithm::convolution_direct, false);
+      if (std::string(free.impl_info_str()).rfind("ref", 0) != 0) pd = free;
+    }
 
+    if (std::string(pd.impl_info_str()).find("wino") != std::string::npos) ++plan.winograd;
+    if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) ++plan.reference;
     const int read = as_layout(plan, src, pd.src_desc());
     const int out = accumulate >= 0 ? new_value(plan, pd.dst_desc(), plan.values[accumulate].slot)
                                     : new_value(plan, pd.dst_desc(), acquire_slot(plan));
@@ -337,6 +356,7 @@ class OneDnnEngine final : public InferenceEngine {
                                      memory::desc({in[0], in[1], oh, ow}, act_, tag::any), {stride, stride},
                                      {kernel_h, kernel_w}, {padding, padding}, {padding, padding});
     dnnl::pooling_forward::primitive_desc pd(desc, base_attr(), cpu_engine());
+    if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) ++plan.reference;
     const int out = new_value(plan, pd.dst_desc(), acquire_slot(plan));
     add_step(plan, dnnl::pooling_forward(pd), pd.scratchpad_desc(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, out}}, {});
     release(plan, src);
@@ -389,6 +409,7 @@ class OneDnnEngine final : public InferenceEngine {
     dnnl::inner_product_forward::desc desc(dnnl::prop_kind::forward_inference, plan.values[x].desc, weights_any,
                                            bias_desc, dst_desc);
     dnnl::inner_product_forward::primitive_desc pd(desc, base_attr(), cpu_engine());
+    if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) ++plan.reference;
     const int pooled = as_layout(plan, x, pd.src_desc());
     if (!fc_packed_ || !(fc_packed_->get_desc() == pd.weights_desc())) {
       memory plain(memory::desc({classes, channels, 1, 1}, dt::f32, tag::oihw), cpu_engine(), fc_weight_.data_ptr());
@@ -432,7 +453,8 @@ class OneDnnEngine final : public InferenceEngine {
       for (size_t bytes : plan.slot_bytes) total += bytes;
       std::cerr << "onednn engine: input " << plan.input_dims[0] << "x" << plan.input_dims[1] << "x" << plan.input_dims[2]
                 << "x" << plan.input_dims[3] << ", " << plan.threads << " threads, " << plan.steps.size()
-                << " primitives, " << plan.slot_bytes.size() << " activation buffers (" << total / 1024
+                << " primitives (" << plan.winograd << " Winograd convolutions, " << plan.reference
+                << " reference kernels), " << plan.slot_bytes.size() << " activation buffers (" << total / 1024
                 << " KiB), scratchpad " << plan.scratchpad_bytes / 1024 << " KiB" << std::endl;
     }
   }

@@ -110,6 +110,11 @@ std::string tune_allocator() {
         return;
       }
     }
+    const char* tunables = std::getenv("GLIBC_TUNABLES");
+    if (tunables != nullptr && std::string(tunables).find("glibc.malloc.") != std::string::npos) {
+      g_allocator_tuning = "the environment's (GLIBC_TUNABLES sets glibc.malloc)";
+      return;
+    }
     const bool ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 0x7fffffff) == 1 &&
                     mallopt(M_TOP_PAD, 256 << 20) == 1;
     g_allocator_tuning = ok ? "glibc: mmap threshold 32 MiB, trim threshold 2 GiB, top pad 256 MiB" : "glibc: mallopt failed";

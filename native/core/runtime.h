@@ -42,7 +42,8 @@ int active_jobs();
 // come from the heap instead of fresh mmap()s, freed memory is kept (trim threshold 2 GiB, top pad
 // 256 MiB), so a training step or a plain-module forward reuses the pages of the previous one
 // instead of faulting in new zeroed ones (measured: resnet18 training steps +15-23%, BENCHMARKS.md).
-// Skipped when the user set any MALLOC_*_ tunable or LIBTORCH_RESNET_MALLOC=default, and on
+// Skipped when the user set any MALLOC_*_ tunable, glibc.malloc.* in GLIBC_TUNABLES or
+// LIBTORCH_RESNET_MALLOC=default, and on
 // other C libraries. Returns what it did, for runtime info.
 std::string tune_allocator();
 std::string allocator_tuning();

@@ -83,7 +83,10 @@ for (const r of runtimes) if (!known.includes(r)) throw new Error(`unknown runti
 if (!runtimes.includes('ours')) runtimes.unshift('ours'); // the reference for checks and ratios
 
 /** torchvision's GFLOPS at 224x224: multiply-accumulates x 1e-9 per image. */
-const gmacsAt224: Record<string, number> = { resnet18: 1.814, resnet34: 3.664, resnet50: 4.089, resnet101: 7.801, resnet152: 11.514 };
+const gmacsAt224: Record<string, number> = {
+  resnet18: 1.814, resnet34: 3.664, resnet50: 4.089, resnet101: 7.801, resnet152: 11.514,
+  resnext50_32x4d: 4.23, resnext101_32x8d: 16.414, resnext101_64x4d: 15.46, wide_resnet50_2: 11.398, wide_resnet101_2: 22.753,
+};
 // Convolution cost scales with the pixel count; the fc head (~0.5% at 224) is ignored by this.
 const gmacsPerImage = (arch: string) => (gmacsAt224[arch] ?? NaN) * (size / 224) ** 2;
 

@@ -39,6 +39,7 @@ import {
   createModel, getNumThreads, libtorchVersion, setNumThreads, Tensor, type ArchitectureName, type InferenceEngineChoice,
   type InferenceEngineOptions, type ResNet,
 } from '../lib/index.ts';
+import { weightsEntry, weightsNames } from '../lib/weights/registry.ts';
 import {
   environment, gated, markdownTable, quietCores, quietRetries, readFloat32, randn, relativeDifference, rng, runPython, summarize, timeRunsGated,
   uptimeLine, writeFloat32, writeResult, type Summary,
@@ -82,13 +83,19 @@ const ourEngines: Record<string, [InferenceEngineChoice, InferenceEngineOptions]
 for (const r of runtimes) if (!known.includes(r)) throw new Error(`unknown runtime ${r}: use ${known.join(', ')}`);
 if (!runtimes.includes('ours')) runtimes.unshift('ours'); // the reference for checks and ratios
 
-/** torchvision's GFLOPS at 224x224: multiply-accumulates x 1e-9 per image. */
-const gmacsAt224: Record<string, number> = {
-  resnet18: 1.814, resnet34: 3.664, resnet50: 4.089, resnet101: 7.801, resnet152: 11.514,
-  resnext50_32x4d: 4.23, resnext101_32x8d: 16.414, resnext101_64x4d: 15.46, wide_resnet50_2: 11.398, wide_resnet101_2: 22.753,
-};
+/**
+ * torchvision's GFLOPS at 224x224 (multiply-accumulates x 1e-9 per image), from the weights
+ * registry; NaN for the CIFAR nets, which torchvision has no weights for.
+ */
+function gmacsAt224(arch: string): number {
+  try {
+    return weightsEntry(arch, weightsNames(arch)[0]!).gflops;
+  } catch {
+    return NaN;
+  }
+}
 // Convolution cost scales with the pixel count; the fc head (~0.5% at 224) is ignored by this.
-const gmacsPerImage = (arch: string) => (gmacsAt224[arch] ?? NaN) * (size / 224) ** 2;
+const gmacsPerImage = (arch: string) => gmacsAt224(arch) * (size / 224) ** 2;
 
 setNumThreads(threads);
 if (getNumThreads() !== threads) throw new Error(`setNumThreads(${threads}) left ${getNumThreads()} threads`);

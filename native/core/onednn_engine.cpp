@@ -39,6 +39,13 @@ bool has_isa(dnnl_cpu_isa_t isa) {
   return (static_cast<int>(dnnl::get_effective_cpu_isa()) & isa) == isa;
 }
 
+// True when oneDNN picked its reference implementation (correct, but far slower than its JIT
+// kernels) for a primitive.
+template <typename PrimitiveDesc>
+bool is_reference(const PrimitiveDesc& pd) {
+  return std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
+}
+
 dnnl::engine& cpu_engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
@@ -325,13 +332,13 @@ class OneDnnEngine final : public InferenceEngine {
     // 4 or 8 channels per group): oneDNN then falls back to its reference code, hundreds of times
     // slower. Letting the convolution pick its own layouts, at the price of a reorder or two, finds
     // the fast kernel.
-    if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) {
+    if (is_reference(pd)) {
       dnnl::convolution_forward::primitive_desc free = make(dnnl::algorithm::convolution_direct, false);
-      if (std::string(free.impl_info_str()).rfind("ref", 0) != 0) pd = free;
+      if (!is_reference(free)) pd = free;
     }
 
     if (std::string(pd.impl_info_str()).find("wino") != std::string::npos) ++plan.winograd;
-    if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) ++plan.reference;
+    if (is_reference(pd)) ++plan.reference;
     const int read = as_layout(plan, src, pd.src_desc());
     const int out = accumulate >= 0 ? new_value(plan, pd.dst_desc(), plan.values[accumulate].slot)
                                     : new_value(plan, pd.dst_desc(), acquire_slot(plan));
@@ -356,7 +363,7 @@ class OneDnnEngine final : public InferenceEngine {
                                      memory::desc({in[0], in[1], oh, ow}, act_, tag::any), {stride, stride},
                                      {kernel_h, kernel_w}, {padding, padding}, {padding, padding});
     dnnl::pooling_forward::primitive_desc pd(desc, base_attr(), cpu_engine());
-    if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) ++plan.reference;
+    if (is_reference(pd)) ++plan.reference;
     const int out = new_value(plan, pd.dst_desc(), acquire_slot(plan));
     add_step(plan, dnnl::pooling_forward(pd), pd.scratchpad_desc(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, out}}, {});
     release(plan, src);
@@ -409,7 +416,7 @@ class OneDnnEngine final : public InferenceEngine {
     dnnl::inner_product_forward::desc desc(dnnl::prop_kind::forward_inference, plan.values[x].desc, weights_any,
                                            bias_desc, dst_desc);
     dnnl::inner_product_forward::primitive_desc pd(desc, base_attr(), cpu_engine());
-    if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) ++plan.reference;
+    if (is_reference(pd)) ++plan.reference;
     const int pooled = as_layout(plan, x, pd.src_desc());
     if (!fc_packed_ || !(fc_packed_->get_desc() == pd.weights_desc())) {
       memory plain(memory::desc({classes, channels, 1, 1}, dt::f32, tag::oihw), cpu_engine(), fc_weight_.data_ptr());

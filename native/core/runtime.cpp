@@ -96,7 +96,7 @@ std::string g_allocator_tuning = "not applied";
 std::once_flag g_allocator_once;
 }  // namespace
 
-std::string tune_allocator() {
+void tune_allocator() {
   std::call_once(g_allocator_once, [] {
 #if defined(__GLIBC__)
     const char* choice = std::getenv("LIBTORCH_RESNET_MALLOC");
@@ -122,7 +122,6 @@ std::string tune_allocator() {
     g_allocator_tuning = "the C library's defaults (not glibc)";
 #endif
   });
-  return g_allocator_tuning;
 }
 
 std::string allocator_tuning() { return g_allocator_tuning; }

@@ -44,8 +44,8 @@ int active_jobs();
 // instead of faulting in new zeroed ones (measured: resnet18 training steps +15-23%, BENCHMARKS.md).
 // Skipped when the user set any MALLOC_*_ tunable, glibc.malloc.* in GLIBC_TUNABLES or
 // LIBTORCH_RESNET_MALLOC=default, and on
-// other C libraries. Returns what it did, for runtime info.
-std::string tune_allocator();
+// other C libraries. allocator_tuning() says what it did.
+void tune_allocator();
 std::string allocator_tuning();
 
 std::string libtorch_version();

@@ -5,15 +5,28 @@
 #include <tuple>
 #include <new>
 
+#include "types.h"
+
 namespace resnet::binding {
 
 BufferPool::~BufferPool() {
   for (auto& [data, capacity] : free_) std::free(data);
 }
 
+void BufferPool::set_pinned(bool pinned) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  pinned_ = pinned;
+}
+
 std::shared_ptr<void> BufferPool::take(size_t bytes) {
   void* data = nullptr;
   size_t capacity = 0;
+  bool pinned;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pinned = pinned_;
+  }
+  if (pinned) return allocate_pinned(bytes);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (size_t i = 0; i < free_.size(); ++i) {

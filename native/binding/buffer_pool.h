@@ -19,6 +19,10 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   // A 64-byte aligned buffer of at least `bytes`, back in the pool once the last owner lets go
   // (from any thread). Reuses a free buffer no more than twice the size asked for.
   std::shared_ptr<void> take(size_t bytes);
+  // Pinned (page-locked) buffers for a model on a CUDA device: the input's one copy out of
+  // JavaScript is then the staging copy the GPU reads from (core's allocate_pinned, whose
+  // allocator keeps freed blocks itself, so these bypass the free list).
+  void set_pinned(bool pinned);
 
  private:
   void give_back(void* data, size_t capacity);
@@ -26,6 +30,7 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   static constexpr size_t kKeep = 4;  // free buffers kept; more are released
   std::mutex mutex_;
   std::vector<std::pair<void*, size_t>> free_;
+  bool pinned_ = false;
 };
 
 }  // namespace resnet::binding

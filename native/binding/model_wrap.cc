@@ -59,7 +59,7 @@ Napi::Value ModelWrap::Create(const Napi::CallbackInfo& info) {
     const std::string actual_device = slot->model->device();
     return [self, params, bytes, actual_device](Napi::Env env) -> Napi::Value {
       self->num_parameters_ = params;
-      self->device_ = actual_device;
+      self->SetDevice(actual_device);
       self->ReportMemory(env, bytes);
       return self->Value();
     };
@@ -72,6 +72,11 @@ Napi::Promise ModelWrap::Enqueue(Napi::Env env, std::function<Finish(Model&)> wo
     if (!slot || !slot->model) throw Error(codes::kNative, "the model was not created");
     return work(*slot->model);
   });
+}
+
+void ModelWrap::SetDevice(const std::string& device) {
+  device_ = device;
+  input_pool_->set_pinned(device.rfind("cuda", 0) == 0);
 }
 
 void ModelWrap::ReportMemory(Napi::Env env, int64_t bytes) {
@@ -194,7 +199,7 @@ Napi::Value ModelWrap::To(const Napi::CallbackInfo& info) {
     model.to(device);
     const std::string actual = model.device();
     return [this, actual](Napi::Env env) -> Napi::Value {
-      device_ = actual;
+      SetDevice(actual);
       return Napi::String::New(env, actual);
     };
   });

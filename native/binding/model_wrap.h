@@ -51,6 +51,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // Runs `work` on the model's executor with the model in hand.
   Napi::Promise Enqueue(Napi::Env env, std::function<Finish(Model&)> work);
   void ReportMemory(Napi::Env env, int64_t bytes);
+  // Records where the model lives; inputs copied for a CUDA model go into pinned memory.
+  void SetDevice(const std::string& device);
 
   std::unique_ptr<Executor> executor_;
   std::shared_ptr<BufferPool> input_pool_ = std::make_shared<BufferPool>();

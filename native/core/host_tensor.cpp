@@ -1,5 +1,6 @@
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "torch_convert.h"
@@ -62,6 +63,14 @@ int64_t HostTensor::numel() const {
 
 HostTensor allocate_host(DType dtype, const std::vector<int64_t>& shape) {
   return to_host(at::empty(shape, at::TensorOptions().dtype(to_scalar_type(dtype))));
+}
+
+std::shared_ptr<void> allocate_pinned(size_t bytes) {
+  at::Tensor block = at::empty({static_cast<int64_t>(std::max<size_t>(bytes, 1))},
+                               at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+  void* data = block.data_ptr();
+  // The tensor owns the block; dropping it hands the block back to LibTorch's cache.
+  return std::shared_ptr<void>(data, [block](void*) mutable { block.reset(); });
 }
 
 at::Tensor view_host(const HostTensor& host) {

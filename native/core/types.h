@@ -38,6 +38,12 @@ struct HostTensor {
 // Allocates an uninitialised contiguous host tensor (LibTorch's CPU allocator, 64-byte aligned).
 HostTensor allocate_host(DType dtype, const std::vector<int64_t>& shape);
 
+// `bytes` of page-locked host memory from LibTorch's pinned-memory allocator (which caches freed
+// blocks), for inputs that go to a CUDA device: the copy out of JavaScript then lands in memory
+// the GPU reads directly, instead of being copied a second time by pin_memory(). Needs a CUDA
+// LibTorch and a GPU; throws otherwise.
+std::shared_ptr<void> allocate_pinned(size_t bytes);
+
 using NamedTensors = std::vector<std::pair<std::string, HostTensor>>;
 
 enum class BlockKind { Basic, Bottleneck };

@@ -17,9 +17,15 @@
 #   parity        scripts/gpu-check/parity.mjs with NVIDIA_TF32_OVERRIDE=0 (float32, bfloat16 and
 #                 float16 autocast, contiguous and channels_last, .pth and .safetensors)
 #   parity-tf32   float32 with LibTorch's default math mode (TF32 allowed in cuDNN): reported only
+#   train-parity  scripts/gpu-check/train_fixtures.py (5 SGD steps of PyTorch: float32 with TF32 off,
+#                 bfloat16 and float16 AMP) then train-parity.mjs (ours, same start and batches)
 #   bench-torch   scripts/gpu-check/bench_torch.py: Python PyTorch eager, same rows
-#   bench-ours    scripts/gpu-check/bench.mjs, one process per row
+#   bench-ours    scripts/gpu-check/bench.mjs, one process per row (with the event loop's delay)
+#   bench-compile bench_torch.py --compile: torch.compile on the plan's `compile` rows, as time allows
 #   report        OUT_DIR/report.md (also printed) and OUT_DIR/results.json
+#   pack          with GPU_CHECK_PACK=1 (the default when OUT is set, as on the device tool, which
+#                 returns at most 8 files): everything but report.md and results.json goes into
+#                 OUT_DIR/gpu-check-files.tar.gz
 # Exit status 0 when no step failed.
 #
 # --dry-run (or DRY_RUN=1): the same flow on a CPU machine: the system LibTorch (Debian's
@@ -31,7 +37,8 @@
 # GPU_CHECK_LIBTORCH=python|system (default: python on CUDA, system in a dry run),
 # GPU_CHECK_NO_TORCHVISION=1 (Python side uses its stand-in ResNet, not torchvision),
 # GPU_CHECK_KEEP_FIXTURES=1 (keep the ~600 MB of fixture weights), GPU_CHECK_STEPS (a
-# comma-separated subset of build, parity, parity-tf32, bench-torch, bench-ours, for reruns on a
+# comma-separated subset of build, parity, parity-tf32, train-parity, bench-torch, bench-ours,
+# bench-compile, for reruns on a
 # warm machine: node, python, stage and env always run, fixtures whenever a parity step does).
 set -uo pipefail
 set -m  # each step runs in its own process group, so that a timeout can stop all of it
@@ -59,7 +66,7 @@ FIX="$WORK/fixtures-$MODE"
 PLAN="$HERE/plan.json"
 STEPS="$OUT_DIR/steps.tsv"
 : > "$STEPS"
-for f in env build parity-strict parity-tf32 bench-torch results; do rm -f "$OUT_DIR/$f.json"; done
+for f in env build parity-strict parity-tf32 train-parity bench-torch bench-compile results; do rm -f "$OUT_DIR/$f.json"; done
 rm -f "$OUT_DIR"/bench-ours/*.json "$OUT_DIR/report.md" "$OUT_DIR/fixtures/manifest.json"
 START=$(date +%s)
 BUDGET="${GPU_CHECK_BUDGET:-560}"
@@ -363,6 +370,22 @@ run_step parity 180 step_parity
 run_step parity-tf32 90 step_parity_tf32
 if [ "${GPU_CHECK_KEEP_FIXTURES:-0}" != 1 ]; then rm -f "$FIX"/*.pth "$FIX"/*.safetensors; fi
 
+# ---- training parity -------------------------------------------------------------------------
+train_args() { node -e "const p=require(process.argv[1])[process.argv[2]].train; console.log(['--archs',p.archs,'--batch',p.batch,'--size',p.size,'--steps',p.steps,'--precisions',p.precisions].join(' '))" "$PLAN" "$MODE"; }
+step_train_parity() {
+  [ "$ours_ok" = 1 ] && [ -n "$PY" ] || { echo "needs the env and python steps"; return 1; }
+  local tfix="$WORK/train-fixtures-$MODE"
+  rm -rf "$tfix"
+  # shellcheck disable=SC2046
+  "$PY" "$HERE/train_fixtures.py" --out "$tfix" --device "$DEVICE" $(train_args) || return 1
+  cp "$tfix/train-manifest.json" "$OUT_DIR/fixtures/train-manifest.json"
+  NVIDIA_TF32_OVERRIDE=0 node "$HERE/train-parity.mjs" --pkg "$PKG" --fixtures "$tfix" --device "$DEVICE" --out "$OUT_DIR/train-parity.json"
+  local rc=$?
+  [ "${GPU_CHECK_KEEP_FIXTURES:-0}" = 1 ] || rm -rf "$tfix"
+  return "$rc"
+}
+run_step train-parity 150 step_train_parity
+
 # ---- benchmarks ------------------------------------------------------------------------------
 step_bench_torch() {
   [ -n "$PY" ] || { echo "no python"; return 1; }
@@ -383,6 +406,13 @@ step_bench_ours() {
 }
 run_step bench-ours 260 step_bench_ours
 
+# torch.compile last: it is the slowest to set up (a compilation per row) and only informs.
+step_bench_compile() {
+  [ -n "$PY" ] || { echo "no python"; return 1; }
+  "$PY" "$HERE/bench_torch.py" --plan "$PLAN" --mode "$MODE" --compile --deadline "$(( STEP_DEADLINE - 45 ))" --out "$OUT_DIR/bench-compile.json"
+}
+run_step bench-compile 300 step_bench_compile
+
 # ---- report ----------------------------------------------------------------------------------
 say "report"
 if [ "$node_ok" = 1 ]; then
@@ -391,6 +421,12 @@ if [ "$node_ok" = 1 ]; then
   echo; cat "$OUT_DIR/report.md" 2>/dev/null
 else
   cat "$STEPS"
+fi
+# The device tool brings back at most 8 files from $OUT: keep the two summaries, pack the rest.
+if [ "${GPU_CHECK_PACK:-$([ -n "${OUT:-}" ] && echo 1 || echo 0)}" = 1 ]; then
+  ( cd "$OUT_DIR" && tar -czf "$WORK/gpu-check-files.tar.gz" --exclude=report.md --exclude=results.json . &&
+    find . -mindepth 1 -maxdepth 1 ! -name report.md ! -name results.json -exec rm -rf {} + &&
+    mv "$WORK/gpu-check-files.tar.gz" . ) && say "packed the logs and JSON files into $OUT_DIR/gpu-check-files.tar.gz"
 fi
 say "done: $([ "$FAILED" = 0 ] && echo PASS || echo FAIL); files in $OUT_DIR"
 exit "$FAILED"

@@ -7,7 +7,11 @@
 // Memory: peak of nvidia-smi's memory.used (whole device, MiB) sampled every 20 ms during the row,
 // and the same reading taken before the addon loaded (the baseline: other processes, if any).
 // On the CPU: this process's peak RSS.
+// Event loop: perf_hooks.monitorEventLoopDelay (1 ms resolution) over the timed calls: how late
+// the loop's timers ran while the GPU (or the CPU's executor thread) worked. What the main thread
+// itself does per call (copying the input out of JavaScript) shows up here.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { SmiPoller, hasNvidiaSmi, loadPackage, median, parseArgs, randomNormal, smiOnce } from './common.mjs';
 
 const args = parseArgs();
@@ -43,12 +47,21 @@ try {
   result.setupSeconds = +((performance.now() - tSetup) / 1000).toFixed(2);
   for (let i = 0; i < row.warmup; i++) last = await step();
   const times = [];
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   const end = performance.now() + row.seconds * 1000;
   while (times.length < row.iters && (times.length < 3 || performance.now() < end)) {
     const t0 = performance.now();
     last = await step();
     times.push(performance.now() - t0);
   }
+  loop.disable();
+  result.eventLoopDelayMs = {
+    p50: loop.percentile(50) / 1e6,
+    p99: loop.percentile(99) / 1e6,
+    max: loop.max / 1e6,
+    samples: loop.count,
+  };
   const med = median(times);
   Object.assign(result, {
     iterations: times.length,
@@ -80,6 +93,6 @@ const mem = cuda ? `nvidia-smi peak ${result.peakSmiMiB ?? '-'} MiB (baseline ${
 console.log(
   result.error
     ? `  ours  ${row.id}: ERROR ${result.error}`
-    : `  ours  ${row.id}: ${result.imgPerSec.toFixed(1)} img/s (median ${result.medianMs.toFixed(2)} ms of ${result.iterations}), ${mem}`,
+    : `  ours  ${row.id}: ${result.imgPerSec.toFixed(1)} img/s (median ${result.medianMs.toFixed(2)} ms of ${result.iterations}), ${mem}, event loop delay p99 ${result.eventLoopDelayMs.p99.toFixed(2)} ms (max ${result.eventLoopDelayMs.max.toFixed(2)})`,
 );
 process.exitCode = result.error ? 1 : 0;

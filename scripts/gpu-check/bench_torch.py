@@ -1,5 +1,11 @@
 """Python PyTorch eager, the baseline beside our rows (scripts/gpu-check.sh).
     python3 bench_torch.py --plan plan.json --mode gpu|dry --out FILE.json [--only ID,ID]
+    python3 bench_torch.py ... --compile [--deadline EPOCH_SECONDS]
+
+--compile: the plan's `compile` rows, in that order, with the model wrapped in torch.compile
+(default mode, inductor); the first warm-up call includes the compilation, reported as
+compileSeconds. Rows are written to --out as each one ends, and no row starts after --deadline,
+so a run stopped part-way still leaves the rows it finished.
 
 Timing is what a caller of our forward() / trainer.step() sees: each iteration copies the input
 batch from host memory to the device (pinned, non-blocking, as our addon does), runs the model,
@@ -34,7 +40,7 @@ def autocast_ctx(device, precision):
     return torch.autocast(device_type=device, dtype=dtype)
 
 
-def run_row(row, device, poller):
+def run_row(row, device, poller, compiled=False):
     cuda = device == "cuda"
     cl = row["memoryFormat"] == "channels_last"
     fmt = torch.channels_last if cl else torch.contiguous_format
@@ -50,6 +56,9 @@ def run_row(row, device, poller):
     b, s = row["batch"], row["size"]
     x_host = torch.randn(b, 3, s, s)
     train = row["kind"] == "train"
+    eager = model
+    if compiled:
+        model = torch.compile(model)
 
     def to_device(t):
         if cuda:
@@ -58,7 +67,7 @@ def run_row(row, device, poller):
 
     if train:
         model.train()
-        opt = torch.optim.SGD(model.parameters(), lr=row.get("lr", 0.01), momentum=row.get("momentum", 0.9))
+        opt = torch.optim.SGD(eager.parameters(), lr=row.get("lr", 0.01), momentum=row.get("momentum", 0.9))
         scaler = None
         if row["precision"] == "float16":
             scaler = torch.cuda.amp.GradScaler() if not hasattr(torch, "amp") or not hasattr(torch.amp, "GradScaler") \
@@ -97,8 +106,12 @@ def run_row(row, device, poller):
 
     setup_s = time.perf_counter() - t_setup
     last = None
-    for _ in range(row["warmup"]):
+    compile_s = None
+    for i in range(row["warmup"]):
+        t0 = time.perf_counter()
         last = step()
+        if i == 0 and compiled:
+            compile_s = time.perf_counter() - t0
     times = []
     t_end = time.perf_counter() + row["seconds"]
     while len(times) < row["iters"] and (len(times) < 3 or time.perf_counter() < t_end):
@@ -108,13 +121,15 @@ def run_row(row, device, poller):
     med = statistics.median(times)
     out = {
         **row,
-        "side": "torch",
+        "side": "torch.compile" if compiled else "torch",
         "iterations": len(times),
         "medianMs": med * 1e3,
         "minMs": min(times) * 1e3,
         "imgPerSec": b / med,
         "setupSeconds": round(setup_s, 2),
     }
+    if compiled:
+        out["compileSeconds"] = round(compile_s, 2) if compile_s is not None else None
     if train:
         out["lastLoss"] = last[0]
         out["finite"] = bool(torch.isfinite(torch.tensor(last[0])))
@@ -124,7 +139,9 @@ def run_row(row, device, poller):
         out["peakSmiMiB"] = poller.peak()
     else:
         out["peakRssMiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    del model, x_host
+    del model, eager, x_host
+    if compiled:
+        torch._dynamo.reset()
     return out
 
 
@@ -134,11 +151,21 @@ def main():
     ap.add_argument("--mode", default="gpu")
     ap.add_argument("--out", required=True)
     ap.add_argument("--only", default="")
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--deadline", type=float, default=0)
     args = ap.parse_args()
     plan = json.load(open(args.plan))[args.mode]
     device = plan["device"]
     cuda = device == "cuda"
     rows = [r for r in plan["bench"] if not args.only or r["id"] in args.only.split(",")]
+    if args.compile:
+        by_id = {r["id"]: r for r in rows}
+        rows = [by_id[i] for i in plan.get("compile", []) if i in by_id]
+        if not hasattr(torch, "compile"):
+            json.dump({"env": {"torch": torch.__version__}, "rows": [], "error": f"torch {torch.__version__} has no torch.compile"},
+                      open(args.out, "w"), indent=1)
+            print(f"  torch.compile: not in torch {torch.__version__}", flush=True)
+            return
 
     baseline = SmiPoller.once() if cuda else None  # before this process touches the GPU
     if cuda:
@@ -158,19 +185,25 @@ def main():
     }
     poller = SmiPoller().start() if cuda else SmiPoller()
     results = []
+    side = "torch.compile" if args.compile else "torch"
     try:
         for row in rows:
+            if args.deadline and time.time() > args.deadline:
+                print(f"  {side} {row['id']}: not started, out of time", flush=True)
+                continue
             try:
-                r = run_row(row, device, poller)
+                r = run_row(row, device, poller, compiled=args.compile)
             except Exception as e:  # noqa: BLE001 - report and go on with the other rows
-                r = {**row, "side": "torch", "error": f"{type(e).__name__}: {e}"[:500]}
+                r = {**row, "side": side, "error": f"{type(e).__name__}: {e}"[:500]}
             results.append(r)
+            json.dump({"env": env, "rows": results}, open(args.out, "w"), indent=1)
             if "error" in r:
-                print(f"  torch {row['id']}: ERROR {r['error']}", flush=True)
+                print(f"  {side} {row['id']}: ERROR {r['error']}", flush=True)
             else:
                 mem = (f"peak alloc {r['peakAllocatedMiB']:.0f} MiB, reserved {r['peakReservedMiB']:.0f} MiB, nvidia-smi {r['peakSmiMiB']}"
                        if cuda else f"peak RSS {r['peakRssMiB']:.0f} MiB")
-                print(f"  torch {row['id']}: {r['imgPerSec']:.1f} img/s (median {r['medianMs']:.2f} ms of {r['iterations']}), {mem}", flush=True)
+                extra = f", compile {r['compileSeconds']} s" if r.get("compileSeconds") is not None else ""
+                print(f"  {side} {row['id']}: {r['imgPerSec']:.1f} img/s (median {r['medianMs']:.2f} ms of {r['iterations']}), {mem}{extra}", flush=True)
             if cuda:
                 torch.cuda.empty_cache()
     finally:

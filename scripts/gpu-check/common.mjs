@@ -1,6 +1,6 @@
 // Shared by parity.mjs, bench.mjs and env.mjs (scripts/gpu-check): plain Node, no dependencies, so
 // that they run on the GPU machine with only the packed node and the runtime bundle.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -30,7 +30,7 @@ export async function loadPackage(pkgRoot) {
   return { ...builders, Tensor: tensor.Tensor, runtime, native: native.native };
 }
 
-/** Reads a safetensors file (F32 / I64 only; what fixtures.py writes) into Float32Array / BigInt64Array. */
+/** Reads a safetensors file (F32 / F64 / I64 only; what fixtures.py writes) into typed arrays. */
 export function readSafetensorsFile(path) {
   const buf = readFileSync(path);
   const n = Number(buf.readBigUInt64LE(0));
@@ -43,7 +43,8 @@ export function readSafetensorsFile(path) {
     const bytes = buf.subarray(base + begin, base + end);
     const copy = new Uint8Array(bytes.length);
     copy.set(bytes);
-    const data = info.dtype === 'F32' ? new Float32Array(copy.buffer) : info.dtype === 'I64' ? new BigInt64Array(copy.buffer) : null;
+    const Type = { F32: Float32Array, F64: Float64Array, I64: BigInt64Array }[info.dtype];
+    const data = Type ? new Type(copy.buffer) : null;
     if (!data) throw new Error(`${path}: ${name} has dtype ${info.dtype}, not read here`);
     out[name] = { data, shape: info.shape };
   }
@@ -150,7 +151,12 @@ export class SmiPoller {
     const fallback = () => {
       if (this.timer || this.stopped) return;
       this.mode = 'interval';
-      this.timer = setInterval(() => this.#sample(smiOnce(this.gpu)), this.fallbackMs);
+      // execFile, not execFileSync: the benchmark measures how free the event loop stays
+      this.timer = setInterval(() => {
+        execFile('nvidia-smi', [`--id=${this.gpu}`, '--query-gpu=memory.used', '--format=csv,noheader,nounits'], { timeout: 10000 }, (err, out) => {
+          if (!err) this.#sample(Number.parseFloat(String(out).trim().split('\n')[0]));
+        });
+      }, this.fallbackMs);
     };
     this.mode = 'loop';
     this.child.on('error', fallback);

@@ -26,6 +26,8 @@ const fixtures = read('fixtures/manifest.json');
 const strict = read('parity-strict.json');
 const tf32 = read('parity-tf32.json');
 const torchBench = read('bench-torch.json');
+const compileBench = read('bench-compile.json');
+const trainParity = read('train-parity.json');
 const oursDir = join(dir, 'bench-ours');
 const ours = existsSync(oursDir)
   ? readdirSync(oursDir)
@@ -72,11 +74,24 @@ if (tf32) {
   }
 }
 
+if (trainParity) {
+  const m = trainParity.manifest;
+  lines.push('', `## Training parity: ${m.steps} SGD steps (lr ${m.optimizer.lr}, momentum ${m.optimizer.momentum}, weight decay ${m.optimizer.weightDecay}), batch ${m.batch}×3×${m.size}×${m.size}, 10 classes`, '');
+  lines.push('Relative = max |a − b| / max(1, max |b|) per state-dict entry (weights and BatchNorm statistics), worst entry shown; losses likewise per step. float32 (TF32 off in our process and in PyTorch): bound 1e-4 against PyTorch float32. Autocast rows: per entry |ours − torch fp32| ≤ 2·|torch autocast − torch fp32| + 1e-3, losses likewise. "torch spread" = PyTorch\'s benchmark-mode run against its strict run (float32) or its autocast run against float32.', '');
+  lines.push('| arch | precision | layout | losses: ours vs torch fp32 | weights: ours vs torch fp32 (worst) | ours vs torch same precision | torch spread (weights) | result |', '|---|---|---|---|---|---|---|---|');
+  for (const r of trainParity.rows) {
+    const spread = r.precision === 'float32' ? r.torchBenchWorstRel : r.torchAmpWorstRelToStrict;
+    const same = r.precision === 'float32' ? r.worstRelToStrict : r.worstRelToTorchAmp;
+    lines.push(`| ${r.arch} | ${r.precision} | ${r.layout} | ${e(r.lossRelToStrict)} | ${e(r.worstRelToStrict)} (${r.worstKey ?? '–'}) | ${e(same)} | ${e(spread)} | ${r.error ? `FAIL: ${r.error.split('\n')[0]}` : r.pass ? 'ok' : 'FAIL'} |`);
+  }
+}
+
 const plan = JSON.parse(readFileSync(new URL('./plan.json', import.meta.url), 'utf8'))[mode];
 const benchRows = plan.bench.map((row) => {
   const o = ours.find((r) => r.id === row.id) ?? null;
   const t = torchBench?.rows.find((r) => r.id === row.id) ?? null;
-  return { row, ours: o, torch: t };
+  const c = compileBench?.rows?.find((r) => r.id === row.id) ?? null;
+  return { row, ours: o, torch: t, compiled: c };
 });
 if (benchRows.some((b) => b.ours || b.torch)) {
   lines.push('', '## Benchmark: resnet50, ours beside Python PyTorch eager', '');
@@ -92,17 +107,20 @@ if (benchRows.some((b) => b.ours || b.torch)) {
   }
   lines.push('');
   if (cuda) {
-    lines.push('| row | batch | precision | layout | ours img/s | torch img/s | ours / torch | ours ms | torch ms | ours smi MiB | torch smi MiB | torch alloc MiB | torch reserved MiB |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+    lines.push('| row | batch | precision | layout | ours img/s | torch img/s | ours / torch | torch.compile img/s | ours / compile | ours ms | torch ms | event loop p99 / max ms | ours smi MiB | torch smi MiB | torch alloc MiB | torch reserved MiB |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   } else {
-    lines.push('| row | batch | precision | layout | ours img/s | torch img/s | ours / torch | ours ms | torch ms | ours peak RSS MiB | torch peak RSS MiB |', '|---|---|---|---|---|---|---|---|---|---|---|');
+    lines.push('| row | batch | precision | layout | ours img/s | torch img/s | ours / torch | torch.compile img/s | ours / compile | ours ms | torch ms | event loop p99 / max ms | ours peak RSS MiB | torch peak RSS MiB |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   }
   const tBase = torchBench?.env?.smiBaselineMiB;
-  for (const { row, ours: o, torch: t } of benchRows) {
+  for (const { row, ours: o, torch: t, compiled: c } of benchRows) {
     const oi = o && !o.error ? o.imgPerSec : null;
     const ti = t && !t.error ? t.imgPerSec : null;
+    const ci = c && !c.error ? c.imgPerSec : null;
     const ratio = oi && ti ? (oi / ti).toFixed(2) : '–';
-    const label = `${row.id}${o?.error ? ' (ours: error)' : ''}${t?.error ? ' (torch: error)' : ''}`;
-    const base = [label, row.batch, row.precision, row.memoryFormat, f1(oi), f1(ti), ratio, o && !o.error ? o.medianMs.toFixed(2) : '–', t && !t.error ? t.medianMs.toFixed(2) : '–'];
+    const cratio = oi && ci ? (oi / ci).toFixed(2) : '–';
+    const loop = o?.eventLoopDelayMs ? `${o.eventLoopDelayMs.p99.toFixed(1)} / ${o.eventLoopDelayMs.max.toFixed(1)}` : '–';
+    const label = `${row.id}${o?.error ? ' (ours: error)' : ''}${t?.error ? ' (torch: error)' : ''}${c?.error ? ' (compile: error)' : ''}`;
+    const base = [label, row.batch, row.precision, row.memoryFormat, f1(oi), f1(ti), ratio, f1(ci), cratio, o && !o.error ? o.medianMs.toFixed(2) : '–', t && !t.error ? t.medianMs.toFixed(2) : '–', loop];
     if (cuda) {
       const os = o?.peakSmiMiB != null ? o.peakSmiMiB - (o.smiBaselineMiB ?? 0) : null;
       const ts = t?.peakSmiMiB != null ? t.peakSmiMiB - (tBase ?? 0) : null;
@@ -112,10 +130,26 @@ if (benchRows.some((b) => b.ours || b.torch)) {
     }
     lines.push(`| ${base.join(' | ')} |`);
   }
-  const errors = benchRows.flatMap(({ row, ours: o, torch: t }) => [
+  const errors = benchRows.flatMap(({ row, ours: o, torch: t, compiled: c }) => [
     ...(o?.error ? [`- ours ${row.id}: ${o.error.split('\n')[0]}`] : []),
     ...(t?.error ? [`- torch ${row.id}: ${t.error}`] : []),
+    ...(c?.error ? [`- torch.compile ${row.id}: ${c.error}`] : []),
   ]);
+  if (compileBench) {
+    const done = compileBench.rows?.filter((r) => !r.error).map((r) => `${r.id} ${r.compileSeconds ?? '?'} s`) ?? [];
+    lines.push('', `torch.compile (default mode): ${compileBench.error ?? `${done.length} of ${plan.compile?.length ?? 0} planned rows ran; first call (compilation included): ${done.join(', ') || 'none'}`}.`);
+  }
+  if (cuda) {
+    const goals = [];
+    const slower = benchRows.filter((b) => b.ours && b.torch && !b.ours.error && !b.torch.error && b.ours.imgPerSec < b.torch.imgPerSec);
+    goals.push(`- at least 1.0x PyTorch eager on every row: ${slower.length ? `no (${slower.map((b) => `${b.row.id} ${(b.ours.imgPerSec / b.torch.imgPerSec).toFixed(2)}x`).join(', ')})` : 'yes'}`);
+    for (const b of benchRows.filter((x) => x.row.kind === 'train' && x.ours && !x.ours.error)) {
+      goals.push(`- AMP training ${b.row.id}: ${b.ours.imgPerSec.toFixed(0)} img/s (goal 2,500): ${b.ours.imgPerSec >= 2500 ? 'met' : 'not met'}`);
+    }
+    const worstLoop = Math.max(...benchRows.filter((b) => b.ours?.eventLoopDelayMs).map((b) => b.ours.eventLoopDelayMs.p99));
+    if (Number.isFinite(worstLoop)) goals.push(`- event loop delay p99 under 20 ms during GPU work: worst row ${worstLoop.toFixed(1)} ms: ${worstLoop < 20 ? 'met' : 'not met'}`);
+    lines.push('', 'Goals (issue 15):', ...goals);
+  }
   if (errors.length) lines.push('', 'Errors:', ...errors);
   const train = benchRows.filter((b) => b.row.kind === 'train');
   for (const { row, ours: o, torch: t } of train) {
@@ -129,6 +163,6 @@ lines.push('', `**Result: ${verdict}**`, '');
 writeFileSync(join(dir, 'report.md'), lines.join('\n'));
 writeFileSync(
   join(dir, 'results.json'),
-  JSON.stringify({ mode, verdict, steps, env, build, fixtures, parity: { strict, tf32 }, bench: { torchEnv: torchBench?.env ?? null, rows: benchRows } }, null, 1),
+  JSON.stringify({ mode, verdict, steps, env, build, fixtures, parity: { strict, tf32, train: trainParity }, bench: { torchEnv: torchBench?.env ?? null, compileEnv: compileBench?.env ?? null, rows: benchRows } }, null, 1),
 );
 console.log(lines.join('\n'));

@@ -19,6 +19,8 @@
 #   parity-tf32   float32 with LibTorch's default math mode (TF32 allowed in cuDNN): reported only
 #   train-parity  scripts/gpu-check/train_fixtures.py (5 SGD steps of PyTorch: float32 with TF32 off,
 #                 bfloat16 and float16 AMP) then train-parity.mjs (ours, same start and batches)
+#   api           scripts/gpu-check/api-check.mjs: to(device) after creation and back, features(),
+#                 train-mode forward, AdamW, evaluate(), save/load from the device, two models at once
 #   bench-torch   scripts/gpu-check/bench_torch.py: Python PyTorch eager, same rows
 #   bench-ours    scripts/gpu-check/bench.mjs, one process per row (with the event loop's delay)
 #   bench-compile bench_torch.py --compile: torch.compile on the plan's `compile` rows, as time allows
@@ -37,7 +39,7 @@
 # GPU_CHECK_LIBTORCH=python|system (default: python on CUDA, system in a dry run),
 # GPU_CHECK_NO_TORCHVISION=1 (Python side uses its stand-in ResNet, not torchvision),
 # GPU_CHECK_KEEP_FIXTURES=1 (keep the ~600 MB of fixture weights), GPU_CHECK_STEPS (a
-# comma-separated subset of build, parity, parity-tf32, train-parity, bench-torch, bench-ours,
+# comma-separated subset of build, parity, parity-tf32, train-parity, api, bench-torch, bench-ours,
 # bench-compile, for reruns on a
 # warm machine: node, python, stage and env always run, fixtures whenever a parity step does).
 set -uo pipefail
@@ -66,7 +68,7 @@ FIX="$WORK/fixtures-$MODE"
 PLAN="$HERE/plan.json"
 STEPS="$OUT_DIR/steps.tsv"
 : > "$STEPS"
-for f in env build parity-strict parity-tf32 train-parity bench-torch bench-compile results; do rm -f "$OUT_DIR/$f.json"; done
+for f in env build parity-strict parity-tf32 train-parity api bench-torch bench-compile results; do rm -f "$OUT_DIR/$f.json"; done
 rm -f "$OUT_DIR"/bench-ours/*.json "$OUT_DIR/report.md" "$OUT_DIR/fixtures/manifest.json"
 START=$(date +%s)
 BUDGET="${GPU_CHECK_BUDGET:-560}"
@@ -385,6 +387,12 @@ step_train_parity() {
   return "$rc"
 }
 run_step train-parity 150 step_train_parity
+
+step_api() {
+  [ "$ours_ok" = 1 ] || { echo "needs the env step"; return 1; }
+  NVIDIA_TF32_OVERRIDE=0 node "$HERE/api-check.mjs" --pkg "$PKG" --device "$DEVICE" --out "$OUT_DIR/api.json"
+}
+run_step api 60 step_api
 
 # ---- benchmarks ------------------------------------------------------------------------------
 step_bench_torch() {

@@ -28,6 +28,7 @@ const tf32 = read('parity-tf32.json');
 const torchBench = read('bench-torch.json');
 const compileBench = read('bench-compile.json');
 const trainParity = read('train-parity.json');
+const api = read('api.json');
 const oursDir = join(dir, 'bench-ours');
 const ours = existsSync(oursDir)
   ? readdirSync(oursDir)
@@ -84,6 +85,10 @@ if (trainParity) {
     const same = r.precision === 'float32' ? r.worstRelToStrict : r.worstRelToTorchAmp;
     lines.push(`| ${r.arch} | ${r.precision} | ${r.layout} | ${e(r.lossRelToStrict)} | ${e(r.worstRelToStrict)} (${r.worstKey ?? '–'}) | ${e(same)} | ${e(spread)} | ${r.error ? `FAIL: ${r.error.split('\n')[0]}` : r.pass ? 'ok' : 'FAIL'} |`);
   }
+}
+if (api) {
+  lines.push('', `## API on ${api.device} (compared with the CPU within 1e-4 relative)`, '', '| check | result | detail |', '|---|---|---|');
+  for (const c of api.checks) lines.push(`| ${c.name} | ${c.pass ? 'ok' : 'FAIL'} | ${(c.error ?? c.detail ?? '').split('\n')[0]} |`);
 }
 
 const plan = JSON.parse(readFileSync(new URL('./plan.json', import.meta.url), 'utf8'))[mode];
@@ -163,6 +168,6 @@ lines.push('', `**Result: ${verdict}**`, '');
 writeFileSync(join(dir, 'report.md'), lines.join('\n'));
 writeFileSync(
   join(dir, 'results.json'),
-  JSON.stringify({ mode, verdict, steps, env, build, fixtures, parity: { strict, tf32, train: trainParity }, bench: { torchEnv: torchBench?.env ?? null, compileEnv: compileBench?.env ?? null, rows: benchRows } }, null, 1),
+  JSON.stringify({ mode, verdict, steps, env, build, fixtures, parity: { strict, tf32, train: trainParity }, api, bench: { torchEnv: torchBench?.env ?? null, compileEnv: compileBench?.env ?? null, rows: benchRows } }, null, 1),
 );
 console.log(lines.join('\n'));

@@ -18,15 +18,15 @@ void BufferPool::set_pinned(bool pinned) {
   pinned_ = pinned;
 }
 
+bool BufferPool::pinned() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return pinned_;
+}
+
 std::shared_ptr<void> BufferPool::take(size_t bytes) {
   void* data = nullptr;
   size_t capacity = 0;
-  bool pinned;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    pinned = pinned_;
-  }
-  if (pinned) return allocate_pinned(bytes);
+  if (pinned()) return allocate_pinned(bytes);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (size_t i = 0; i < free_.size(); ++i) {

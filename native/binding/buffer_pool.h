@@ -23,6 +23,7 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   // JavaScript is then the staging copy the GPU reads from (core's allocate_pinned, whose
   // allocator keeps freed blocks itself, so these bypass the free list).
   void set_pinned(bool pinned);
+  bool pinned();
 
  private:
   void give_back(void* data, size_t capacity);

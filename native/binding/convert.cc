@@ -78,7 +78,13 @@ HostTensor TensorFromJs(Napi::Env env, Napi::Value value, const std::string& wha
   }
   if (host.nbytes > 0) {
     const auto* bytes = static_cast<const uint8_t*>(typed.ArrayBuffer().Data()) + typed.ByteOffset();
-    std::memcpy(host.data, bytes, host.nbytes);
+    // Inputs of a GPU model: the copy is the staging copy into pinned memory (see BufferPool) and
+    // is split over threads. A CPU model's executor computes on those threads, so it stays serial.
+    if (pool != nullptr && pool->pinned()) {
+      copy_bytes_parallel(host.data, bytes, host.nbytes);
+    } else {
+      std::memcpy(host.data, bytes, host.nbytes);
+    }
   }
   return host;
 }

@@ -1,6 +1,8 @@
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstring>
 #include <sstream>
 
 #include "torch_convert.h"
@@ -63,6 +65,23 @@ int64_t HostTensor::numel() const {
 
 HostTensor allocate_host(DType dtype, const std::vector<int64_t>& shape) {
   return to_host(at::empty(shape, at::TensorOptions().dtype(to_scalar_type(dtype))));
+}
+
+void copy_bytes_parallel(void* dst, const void* src, size_t bytes) {
+  constexpr size_t kChunk = size_t{1} << 20;
+  if (bytes < 8 * kChunk) {
+    std::memcpy(dst, src, bytes);
+    return;
+  }
+  auto* out = static_cast<uint8_t*>(dst);
+  const auto* in = static_cast<const uint8_t*>(src);
+  const auto chunks = static_cast<int64_t>((bytes + kChunk - 1) / kChunk);
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const size_t offset = static_cast<size_t>(i) * kChunk;
+      std::memcpy(out + offset, in + offset, std::min(kChunk, bytes - offset));
+    }
+  });
 }
 
 std::shared_ptr<void> allocate_pinned(size_t bytes) {

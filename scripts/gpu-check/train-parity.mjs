@@ -2,13 +2,18 @@
 // PyTorch: same start weights (loaded from safetensors), same batches, same optimizer settings.
 //   node train-parity.mjs --pkg DIR --fixtures DIR --device cuda|cpu --out FILE.json
 // Run with NVIDIA_TF32_OVERRIDE=0 on CUDA (cuDNN may then not use TF32).
-// float32 (contiguous): every step's loss and every final state-dict entry within 1e-4 relative
-//   (max |ours - torch| / max(1, max |torch|), the CPU suite's training tolerance) of PyTorch's
-//   strict run (TF32 off, cudnn.benchmark off); integer buffers (num_batches_tracked) exactly.
-//   PyTorch's own spread (its benchmark-mode run against the strict one) is reported beside it.
+// Relative = max |ours - torch| / max(1, max |torch|) per state-dict entry; integer buffers
+// (num_batches_tracked) exactly.
+// float32 (contiguous), against PyTorch's strict run (TF32 off, cudnn.benchmark off):
+//   - the first loss and every entry after the first step within 1e-4 (the CPU suite's training
+//     tolerance): one step cannot amplify the cuDNN algorithms' rounding differences;
+//   - after all K steps, each entry and each loss no further than twice PyTorch's own spread plus
+//     1e-4, the spread being its benchmark-mode run (other cuDNN algorithms, as our addon lets
+//     cuDNN pick) against its strict run: over several steps those differences grow, for PyTorch
+//     as for us (seen on an H200: 4e-3 for resnet18 after 5 steps of a diverging loss).
 // bfloat16 / float16 (channels_last, float16 with dynamic loss scaling as GradScaler): each entry
-//   no further from PyTorch's float32 run than twice PyTorch's own autocast run is, plus 1e-3 of
-//   the entry's scale; the losses likewise. The distance to PyTorch's autocast run is reported.
+//   and loss no further from PyTorch's float32 run than twice PyTorch's own autocast run is, plus
+//   1e-3. The distance to PyTorch's autocast run is reported.
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadPackage, maxAbs, maxAbsDiff, parseArgs, readSafetensorsFile } from './common.mjs';
@@ -24,12 +29,12 @@ const results = [];
 let failed = 0;
 const fmt = (v) => (v === undefined || v === null ? '-' : v.toExponential(2));
 
-/** Worst over the float entries of `final/<against>/`: max |actual - expected| / max(1, max |expected|). */
-function worstRel(data, actualOf, against) {
+/** Worst over the float entries of `<stage>/<against>/`: max |actual - expected| / max(1, max |expected|). */
+function worstRel(data, actualOf, stage, against) {
   let worst = { rel: 0, key: null };
   for (const name of Object.keys(data)) {
-    if (!name.startsWith(`final/${against}/`) || data[name].data instanceof BigInt64Array) continue;
-    const key = name.slice(`final/${against}/`.length);
+    if (!name.startsWith(`${stage}/${against}/`) || data[name].data instanceof BigInt64Array) continue;
+    const key = name.slice(`${stage}/${against}/`.length);
     const actual = actualOf(key);
     if (!actual) throw new Error(`no ${key} to compare with ${name}`);
     const rel = maxAbsDiff(actual.data, data[name].data) / Math.max(1, maxAbs(data[name].data));
@@ -37,6 +42,23 @@ function worstRel(data, actualOf, against) {
   }
   return worst;
 }
+
+/** Per final float entry: rel(ours, ref) - (2 * rel(spread, ref) + slack); the worst and its key. */
+function worstExcess(data, oursOf, spreadOf, against, slack) {
+  let worst = { excess: -Infinity, key: null };
+  for (const name of Object.keys(data)) {
+    if (!name.startsWith(`final/${against}/`) || data[name].data instanceof BigInt64Array) continue;
+    const key = name.slice(`final/${against}/`.length);
+    const scale = Math.max(1, maxAbs(data[name].data));
+    const ours = maxAbsDiff(oursOf(key).data, data[name].data) / scale;
+    const spread = maxAbsDiff(spreadOf(key).data, data[name].data) / scale;
+    const excess = ours - (2 * spread + slack);
+    if (!(excess <= worst.excess)) worst = { excess, key };
+  }
+  return worst;
+}
+
+const plainState = (state) => Object.fromEntries(Object.entries(state).map(([k, t]) => [k, { data: t.data, shape: t.shape }]));
 
 for (const fx of manifest.archs) {
   const data = readSafetensorsFile(join(args.fixtures, fx.data));
@@ -51,16 +73,16 @@ for (const fx of manifest.archs) {
       await model.load(join(args.fixtures, fx.start));
       const trainer = model.trainer({ optimizer: { type: 'sgd', ...manifest.optimizer } });
       r.losses = [];
+      let after1 = null;
       for (let k = 0; k < steps; k++) {
         const x = data[`input/${k}`];
         const y = data[`labels/${k}`];
         const step = await trainer.step(new Tensor(x.data, x.shape), new Tensor(y.data, y.shape));
         r.losses.push(step.loss);
+        if (k === 0) after1 = plainState(await model.stateDict());
       }
-      const state = await model.stateDict();
-      const ours = Object.fromEntries(Object.entries(state).map(([k, t]) => [k, { data: t.data, shape: t.shape }]));
+      const ours = plainState(await model.stateDict());
       r.seconds = +((performance.now() - t0) / 1000).toFixed(2);
-      // integer buffers exactly, every float entry by the rule of its precision
       for (const name of Object.keys(data)) {
         if (!name.startsWith('final/float32/')) continue;
         const key = name.slice('final/float32/'.length);
@@ -69,45 +91,36 @@ for (const fx of manifest.archs) {
           throw new Error(`${key}: ${ours[key].data} != torch's ${data[name].data}`);
         }
       }
-      const lossesOf = (run) => data[`loss/${run}`].data;
-      const lossDiff = (a, b) => Math.max(...a.map((v, i) => Math.abs(v - b[i]) / Math.max(1, Math.abs(b[i]))));
-      const worst = worstRel(data, (k) => ours[k], 'float32');
-      const oursVsStrict = Object.fromEntries(
-        Object.keys(data).filter((n) => n.startsWith('final/float32/') && !(data[n].data instanceof BigInt64Array)).map((n) => {
-          const key = n.slice('final/float32/'.length);
-          return [key, maxAbsDiff(ours[key].data, data[n].data) / Math.max(1, maxAbs(data[n].data))];
-        }),
-      );
+      const lossesOf = (run) => Array.from(data[`loss/${run}`].data);
+      const lossRel = (a, b) => a.map((v, i) => Math.abs(v - b[i]) / Math.max(1, Math.abs(b[i])));
+      const strictLosses = lossesOf('float32');
+      const worst = worstRel(data, (k) => ours[k], 'final', 'float32');
       r.worstRelToStrict = worst.rel;
       r.worstKey = worst.key;
-      r.lossRelToStrict = lossDiff(r.losses, lossesOf('float32'));
+      r.lossRelToStrict = Math.max(...lossRel(r.losses, strictLosses));
+      // the rule: ours vs strict <= 2 * (torch `spreadRun` vs strict) + slack, per entry and per loss
+      const spreadRun = precision === 'float32' ? 'float32-bench' : precision;
+      const slack = precision === 'float32' ? 1e-4 : 1e-3;
+      const excess = worstExcess(data, (k) => ours[k], (k) => data[`final/${spreadRun}/${k}`], 'float32', slack);
+      const spreadLoss = lossRel(lossesOf(spreadRun), strictLosses);
+      const lossExcess = Math.max(...lossRel(r.losses, strictLosses).map((v, i) => v - (2 * spreadLoss[i] + slack)));
+      r.torchSpreadWorstRel = worstRel(data, (k) => data[`final/${spreadRun}/${k}`], 'final', 'float32').rel;
+      r.torchSpreadLossRel = Math.max(...spreadLoss);
+      r.worstExcess = Math.max(excess.excess, lossExcess);
+      r.worstExcessKey = excess.excess >= lossExcess ? excess.key : 'loss';
+      r.finalPass = r.worstExcess <= 0;
       if (precision === 'float32') {
-        r.bound = 1e-4;
-        if (data['loss/float32-bench']) {
-          r.torchBenchWorstRel = worstRel(data, (k) => data[`final/float32-bench/${k}`], 'float32').rel;
-          r.torchBenchLossRel = lossDiff(lossesOf('float32-bench'), lossesOf('float32'));
-        }
-        r.pass = r.losses.every(Number.isFinite) && r.lossRelToStrict <= r.bound && worst.rel <= r.bound;
+        r.firstLossRel = lossRel(r.losses, strictLosses)[0];
+        const first = worstRel(data, (k) => after1[k], 'after1', 'float32');
+        r.afterOneStepWorstRel = first.rel;
+        r.afterOneStepWorstKey = first.key;
+        r.torchSpreadAfterOneStep = worstRel(data, (k) => data[`after1/float32-bench/${k}`], 'after1', 'float32').rel;
+        r.strictPass = r.firstLossRel <= 1e-4 && first.rel <= 1e-4;
+        r.pass = r.losses.every(Number.isFinite) && r.strictPass && r.finalPass;
       } else {
-        // per entry: ours vs fp32 <= 2 * (torch amp vs fp32) + 1e-3 (both relative to the entry's scale)
-        const torchAmp = {};
-        let worstExcess = -Infinity;
-        let worstExcessKey = null;
-        for (const [key, rel] of Object.entries(oursVsStrict)) {
-          const amp = data[`final/${precision}/${key}`];
-          const strict = data[`final/float32/${key}`];
-          torchAmp[key] = maxAbsDiff(amp.data, strict.data) / Math.max(1, maxAbs(strict.data));
-          const excess = rel - (2 * torchAmp[key] + 1e-3);
-          if (excess > worstExcess) [worstExcess, worstExcessKey] = [excess, key];
-        }
-        r.torchAmpWorstRelToStrict = Math.max(...Object.values(torchAmp));
-        r.worstRelToTorchAmp = worstRel(data, (k) => ours[k], precision).rel;
-        r.torchAmpLossRelToStrict = lossDiff(lossesOf(precision), lossesOf('float32'));
-        r.lossBound = 2 * r.torchAmpLossRelToStrict + 1e-3;
-        r.worstExcessKey = worstExcessKey;
-        r.worstExcess = worstExcess;
+        r.worstRelToTorchAmp = worstRel(data, (k) => ours[k], 'final', precision).rel;
         r.torchLossScales = fx.runs[precision]?.lossScales ?? null;
-        r.pass = r.losses.every(Number.isFinite) && r.lossRelToStrict <= r.lossBound && worstExcess <= 0;
+        r.pass = r.losses.every(Number.isFinite) && r.finalPass;
       }
     } catch (error) {
       r.pass = false;
@@ -120,8 +133,8 @@ for (const fx of manifest.archs) {
     const detail =
       r.error ??
       (precision === 'float32'
-        ? `losses rel ${fmt(r.lossRelToStrict)}, weights worst rel ${fmt(r.worstRelToStrict)} (${r.worstKey}) (bound 1e-4); torch benchmark-mode vs strict: losses ${fmt(r.torchBenchLossRel)}, weights ${fmt(r.torchBenchWorstRel)}`
-        : `vs torch fp32: losses ${fmt(r.lossRelToStrict)} (bound ${fmt(r.lossBound)}), weights worst ${fmt(r.worstRelToStrict)}; torch ${precision} vs fp32 ${fmt(r.torchAmpWorstRelToStrict)}; ours vs torch ${precision} ${fmt(r.worstRelToTorchAmp)}; worst excess over the bound ${fmt(r.worstExcess)} (${r.worstExcessKey})`);
+        ? `first loss rel ${fmt(r.firstLossRel)}, after one step worst rel ${fmt(r.afterOneStepWorstRel)} (${r.afterOneStepWorstKey}) (bound 1e-4; torch's own ${fmt(r.torchSpreadAfterOneStep)}); after ${steps}: losses ${fmt(r.lossRelToStrict)}, weights ${fmt(r.worstRelToStrict)} (${r.worstKey}), torch's own spread ${fmt(r.torchSpreadLossRel)} / ${fmt(r.torchSpreadWorstRel)}, worst excess over 2x spread + 1e-4: ${fmt(r.worstExcess)} (${r.worstExcessKey})`
+        : `vs torch fp32: losses ${fmt(r.lossRelToStrict)}, weights worst ${fmt(r.worstRelToStrict)}; torch ${precision} vs fp32 ${fmt(r.torchSpreadLossRel)} / ${fmt(r.torchSpreadWorstRel)}; ours vs torch ${precision} ${fmt(r.worstRelToTorchAmp)}; worst excess over 2x spread + 1e-3: ${fmt(r.worstExcess)} (${r.worstExcessKey})`);
     console.log(`  ${(r.pass ? 'ok' : 'FAIL').padEnd(4)} ${fx.arch} ${precision} ${layout}: ${detail} [${r.seconds ?? '-'} s]`);
   }
 }

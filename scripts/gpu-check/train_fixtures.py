@@ -2,11 +2,14 @@
 device, from one set of start weights and one fixed sequence of batches, under each precision.
 
 For each architecture (num_classes 10):
-  train-<arch>-start.safetensors   the start state dict (random weights, BatchNorm randomised
-                                   as fixtures.py does)
+  train-<arch>-start.safetensors   the start state dict (torchvision's initialisation; BatchNorm
+                                   is not randomised here: with fixtures.py's statistics the
+                                   logits reach ~1e2, the loss grows step by step, and PyTorch's
+                                   own two float32 runs ended 0.2 apart on resnet50)
   train-<arch>-data.safetensors    input/<k> [N, 3, S, S], labels/<k> [N] (int64), and for each
-                                   run <p>: loss/<p> [K] (float64, loss.item() of each step) and
-                                   final/<p>/<key> for every state-dict entry after the K steps
+                                   run <p>: loss/<p> [K] (float64, loss.item() of each step),
+                                   after1/<p>/<key> (the state dict after the first step) and
+                                   final/<p>/<key> (after the K steps)
 Runs <p>:
   float32        TF32 off in cuDNN and cuBLAS, cudnn.benchmark off: the strict reference
   float32-bench  TF32 off, cudnn.benchmark on (what our addon lets cuDNN do): PyTorch's own spread
@@ -28,7 +31,6 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import build_model, reference_name, set_tf32, tf32_state, write_safetensors  # noqa: E402
-from fixtures import randomise_batchnorm  # noqa: E402
 
 LAYOUT = {"float32": "contiguous", "float32-bench": "contiguous", "bfloat16": "channels_last", "float16": "channels_last"}
 
@@ -47,7 +49,7 @@ def run(start, batches, device, precision, lr, momentum, weight_decay, arch):
     scaler = None
     if precision == "float16":
         scaler = torch.amp.GradScaler("cuda") if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler") else torch.cuda.amp.GradScaler()
-    losses, scales = [], []
+    losses, scales, after1 = [], [], None
     for x, y in batches:
         x = x.to(device).contiguous(memory_format=fmt)
         y = y.to(device)
@@ -65,11 +67,13 @@ def run(start, batches, device, precision, lr, momentum, weight_decay, arch):
             loss.backward()
             opt.step()
         losses.append(loss.item())
+        if after1 is None:
+            after1 = [(k, v.detach().to("cpu").clone()) for k, v in model.state_dict().items()]
     if cuda:
         torch.cuda.synchronize()
     torch.backends.cudnn.benchmark = False
     final = [(k, v.detach().to("cpu").contiguous()) for k, v in model.state_dict().items()]
-    return losses, scales, final
+    return losses, scales, after1, final
 
 
 def main():
@@ -108,10 +112,9 @@ def main():
     }
     for arch in [a for a in args.archs.split(",") if a]:
         t0 = time.time()
-        gen = torch.Generator().manual_seed(args.seed + 7 * sum(map(ord, arch)))
+        gen = torch.Generator().manual_seed(args.seed + 7 * sum(map(ord, arch)))  # the batches
         torch.manual_seed(args.seed)
         model = build_model(arch, num_classes=10)
-        randomise_batchnorm(model, gen)
         start = {k: v.clone() for k, v in model.state_dict().items()}
         start_path = os.path.join(args.out, f"train-{arch}-start.safetensors")
         write_safetensors(start_path, list(start.items()), {"format": "pt"})
@@ -122,8 +125,9 @@ def main():
             tensors += [(f"input/{k}", x), (f"labels/{k}", y)]
         runs = {}
         for p in precisions:
-            losses, scales, final = run(start, batches, device, p, args.lr, args.momentum, args.weight_decay, arch)
+            losses, scales, after1, final = run(start, batches, device, p, args.lr, args.momentum, args.weight_decay, arch)
             tensors.append((f"loss/{p}", torch.tensor(losses, dtype=torch.float64)))
+            tensors += [(f"after1/{p}/{k}", v) for k, v in after1]
             tensors += [(f"final/{p}/{k}", v) for k, v in final]
             runs[p] = {"losses": losses, "lossScales": scales or None}
         data_path = os.path.join(args.out, f"train-{arch}-data.safetensors")

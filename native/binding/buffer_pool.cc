@@ -2,20 +2,18 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <tuple>
 #include <new>
 
 #include "types.h"
 
 namespace resnet::binding {
 
-BufferPool::~BufferPool() {
-  for (auto& [data, capacity] : free_) std::free(data);
-}
-
 void BufferPool::set_pinned(bool pinned) {
+  std::vector<Block> dropped;  // released outside the lock
   std::lock_guard<std::mutex> lock(mutex_);
+  if (pinned_ == pinned) return;
   pinned_ = pinned;
+  dropped.swap(free_);
 }
 
 bool BufferPool::pinned() {
@@ -24,41 +22,39 @@ bool BufferPool::pinned() {
 }
 
 std::shared_ptr<void> BufferPool::take(size_t bytes) {
-  void* data = nullptr;
-  size_t capacity = 0;
-  if (pinned()) return allocate_pinned(bytes);
+  Block block;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    block.pinned = pinned_;
     for (size_t i = 0; i < free_.size(); ++i) {
-      if (free_[i].second >= bytes && free_[i].second <= 2 * bytes + 64) {
-        std::tie(data, capacity) = free_[i];
+      if (free_[i].pinned == pinned_ && free_[i].capacity >= bytes && free_[i].capacity <= 2 * bytes + 64) {
+        block = std::move(free_[i]);
         free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
         break;
       }
     }
   }
-  if (data == nullptr) {
-    capacity = std::max<size_t>(64, (bytes + 63) / 64 * 64);
-    data = std::aligned_alloc(64, capacity);
-    if (data == nullptr) throw std::bad_alloc();
-  }
-  std::weak_ptr<BufferPool> pool = weak_from_this();
-  return std::shared_ptr<void>(data, [pool, capacity](void* p) {
-    if (auto alive = pool.lock()) {
-      alive->give_back(p, capacity);
+  if (!block.memory) {
+    block.capacity = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+    if (block.pinned) {
+      block.memory = allocate_pinned(block.capacity);
     } else {
-      std::free(p);
+      void* data = std::aligned_alloc(64, block.capacity);
+      if (data == nullptr) throw std::bad_alloc();
+      block.memory = std::shared_ptr<void>(data, std::free);
     }
+  }
+  void* data = block.memory.get();
+  std::weak_ptr<BufferPool> pool = weak_from_this();
+  return std::shared_ptr<void>(data, [pool, block = std::move(block)](void*) mutable {
+    if (auto alive = pool.lock()) alive->give_back(std::move(block));
   });
 }
 
-void BufferPool::give_back(void* data, size_t capacity) {
+void BufferPool::give_back(Block block) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (free_.size() < kKeep) {
-    free_.emplace_back(data, capacity);
-    return;
-  }
-  std::free(data);
+  if (block.pinned == pinned_ && free_.size() < kKeep) free_.push_back(std::move(block));
+  // otherwise `block` is released here, its memory with it
 }
 
 }  // namespace resnet::binding

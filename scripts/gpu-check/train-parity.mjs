@@ -5,15 +5,20 @@
 // Relative = max |ours - torch| / max(1, max |torch|) per state-dict entry; integer buffers
 // (num_batches_tracked) exactly.
 // float32 (contiguous), against PyTorch's strict run (TF32 off, cudnn.benchmark off):
-//   - the first loss and every entry after the first step within 1e-4 (the CPU suite's training
-//     tolerance): one step cannot amplify the cuDNN algorithms' rounding differences;
-//   - after all K steps, each entry and each loss no further than twice PyTorch's own spread plus
-//     1e-4, the spread being its benchmark-mode run (other cuDNN algorithms, as our addon lets
-//     cuDNN pick) against its strict run: over several steps those differences grow, for PyTorch
-//     as for us (seen on an H200: 4e-3 for resnet18 after 5 steps of a diverging loss).
-// bfloat16 / float16 (channels_last, float16 with dynamic loss scaling as GradScaler): each entry
-//   and loss no further from PyTorch's float32 run than twice PyTorch's own autocast run is, plus
-//   1e-3. The distance to PyTorch's autocast run is reported.
+//   - the first loss within 1e-4 (the CPU suite's training tolerance);
+//   - after the first step and after all K, the state and the losses no further than twice
+//     PyTorch's own spread plus 1e-4. The spread is the larger of PyTorch's benchmark-mode run
+//     (other cuDNN algorithms, as our addon lets cuDNN pick) and its run with the first batch
+//     moved by one ulp, each against the strict run. Rounding differences grow over the steps,
+//     for PyTorch as for us: on an H200, resnet18's two PyTorch runs ended 4e-3 apart after 5
+//     steps; resnet50 from random initialisation on noise turns them into 1e-3 to 1e-2 after
+//     one step (seen on the CPU between thread counts, where ours is bit-equal to PyTorch when
+//     the thread counts match). For a well-conditioned net the bound stays near 1e-4 (resnet18
+//     after one step on the H200: 3e-8 for ours and for PyTorch's own spread).
+// bfloat16 / float16 (channels_last, float16 with dynamic loss scaling as GradScaler): the state
+//   and the losses no further from PyTorch's float32 run than twice PyTorch's own autocast run
+//   is, plus 1e-3. The distance to PyTorch's autocast run is reported.
+// Each comparison takes the worst entry (or step) on both sides.
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadPackage, maxAbs, maxAbsDiff, parseArgs, readSafetensorsFile } from './common.mjs';
@@ -24,7 +29,7 @@ const manifest = JSON.parse(readFileSync(join(args.fixtures, 'train-manifest.jso
 const { Tensor, createModel, runtime } = await loadPackage(args.pkg);
 console.log(`train parity on ${device}: LibTorch ${runtime.libtorchVersion()}, ${manifest.steps} SGD steps, batch ${manifest.batch}, ${manifest.size}x${manifest.size}, NVIDIA_TF32_OVERRIDE=${process.env.NVIDIA_TF32_OVERRIDE ?? '(unset)'}`);
 
-const rows = manifest.precisions.filter((p) => p !== 'float32-bench');
+const rows = manifest.precisions.filter((p) => p !== 'float32-bench' && p !== 'float32-ulp');
 const results = [];
 let failed = 0;
 const fmt = (v) => (v === undefined || v === null ? '-' : v.toExponential(2));
@@ -43,19 +48,15 @@ function worstRel(data, actualOf, stage, against) {
   return worst;
 }
 
-/** Per final float entry: rel(ours, ref) - (2 * rel(spread, ref) + slack); the worst and its key. */
-function worstExcess(data, oursOf, spreadOf, against, slack) {
-  let worst = { excess: -Infinity, key: null };
-  for (const name of Object.keys(data)) {
-    if (!name.startsWith(`final/${against}/`) || data[name].data instanceof BigInt64Array) continue;
-    const key = name.slice(`final/${against}/`.length);
-    const scale = Math.max(1, maxAbs(data[name].data));
-    const ours = maxAbsDiff(oursOf(key).data, data[name].data) / scale;
-    const spread = maxAbsDiff(spreadOf(key).data, data[name].data) / scale;
-    const excess = ours - (2 * spread + slack);
-    if (!(excess <= worst.excess)) worst = { excess, key };
-  }
-  return worst;
+/**
+ * rel(ours, ref) against 2 * rel(spread run, ref) + slack, each the worst over the float entries
+ * of `<stage>/<against>/` (a chaotic run's single entries scatter; their worst is what is stable):
+ * the excess (<= 0 passes) and the entry where ours is worst.
+ */
+function worstExcessOver(data, oursOf, spreadRuns, stage, against, slack) {
+  const ours = worstRel(data, oursOf, stage, against);
+  const spread = Math.max(...spreadRuns.map((p) => worstRel(data, (k) => data[`${stage}/${p}/${k}`], stage, against).rel));
+  return { excess: ours.rel - (2 * spread + slack), key: ours.key };
 }
 
 const plainState = (state) => Object.fromEntries(Object.entries(state).map(([k, t]) => [k, { data: t.data, shape: t.shape }]));
@@ -99,13 +100,15 @@ for (const fx of manifest.archs) {
       r.worstKey = worst.key;
       r.lossRelToStrict = Math.max(...lossRel(r.losses, strictLosses));
       // the rule: ours vs strict <= 2 * (torch `spreadRun` vs strict) + slack, per entry and per loss
-      const spreadRun = precision === 'float32' ? 'float32-bench' : precision;
+      // float32: PyTorch's spread is the larger of its benchmark-mode run and its one-ulp run
+      const spreadRuns = precision === 'float32' ? ['float32-bench', 'float32-ulp'].filter((p) => data[`loss/${p}`]) : [precision];
       const slack = precision === 'float32' ? 1e-4 : 1e-3;
-      const excess = worstExcess(data, (k) => ours[k], (k) => data[`final/${spreadRun}/${k}`], 'float32', slack);
-      const spreadLoss = lossRel(lossesOf(spreadRun), strictLosses);
-      const lossExcess = Math.max(...lossRel(r.losses, strictLosses).map((v, i) => v - (2 * spreadLoss[i] + slack)));
-      r.torchSpreadWorstRel = worstRel(data, (k) => data[`final/${spreadRun}/${k}`], 'final', 'float32').rel;
-      r.torchSpreadLossRel = Math.max(...spreadLoss);
+      const excess = worstExcessOver(data, (k) => ours[k], spreadRuns, 'final', 'float32', slack);
+      const spreadLoss = Math.max(...spreadRuns.flatMap((p) => lossRel(lossesOf(p), strictLosses)));
+      const lossExcess = r.lossRelToStrict - (2 * spreadLoss + slack);
+      r.torchSpreadWorstRel = Math.max(...spreadRuns.map((p) => worstRel(data, (k) => data[`final/${p}/${k}`], 'final', 'float32').rel));
+      r.torchSpreadLossRel = spreadLoss;
+      r.lossExcess = lossExcess;
       r.worstExcess = Math.max(excess.excess, lossExcess);
       r.worstExcessKey = excess.excess >= lossExcess ? excess.key : 'loss';
       r.finalPass = r.worstExcess <= 0;
@@ -114,8 +117,10 @@ for (const fx of manifest.archs) {
         const first = worstRel(data, (k) => after1[k], 'after1', 'float32');
         r.afterOneStepWorstRel = first.rel;
         r.afterOneStepWorstKey = first.key;
-        r.torchSpreadAfterOneStep = worstRel(data, (k) => data[`after1/float32-bench/${k}`], 'after1', 'float32').rel;
-        r.strictPass = r.firstLossRel <= 1e-4 && first.rel <= 1e-4;
+        r.torchSpreadAfterOneStep = Math.max(...spreadRuns.map((p) => worstRel(data, (k) => data[`after1/${p}/${k}`], 'after1', 'float32').rel));
+        const firstExcess = worstExcessOver(data, (k) => after1[k], spreadRuns, 'after1', 'float32', 1e-4);
+        r.afterOneStepExcess = firstExcess.excess;
+        r.strictPass = r.firstLossRel <= 1e-4 && firstExcess.excess <= 0;
         r.pass = r.losses.every(Number.isFinite) && r.strictPass && r.finalPass;
       } else {
         r.worstRelToTorchAmp = worstRel(data, (k) => ours[k], 'final', precision).rel;
@@ -133,7 +138,7 @@ for (const fx of manifest.archs) {
     const detail =
       r.error ??
       (precision === 'float32'
-        ? `first loss rel ${fmt(r.firstLossRel)}, after one step worst rel ${fmt(r.afterOneStepWorstRel)} (${r.afterOneStepWorstKey}) (bound 1e-4; torch's own ${fmt(r.torchSpreadAfterOneStep)}); after ${steps}: losses ${fmt(r.lossRelToStrict)}, weights ${fmt(r.worstRelToStrict)} (${r.worstKey}), torch's own spread ${fmt(r.torchSpreadLossRel)} / ${fmt(r.torchSpreadWorstRel)}, worst excess over 2x spread + 1e-4: ${fmt(r.worstExcess)} (${r.worstExcessKey})`
+        ? `first loss rel ${fmt(r.firstLossRel)}, after one step worst rel ${fmt(r.afterOneStepWorstRel)} (${r.afterOneStepWorstKey}), torch's own ${fmt(r.torchSpreadAfterOneStep)} (bound 2x that + 1e-4); after ${steps}: losses ${fmt(r.lossRelToStrict)}, weights ${fmt(r.worstRelToStrict)} (${r.worstKey}), torch's own spread ${fmt(r.torchSpreadLossRel)} / ${fmt(r.torchSpreadWorstRel)}, worst excess over 2x spread + 1e-4: ${fmt(r.worstExcess)} (${r.worstExcessKey})`
         : `vs torch fp32: losses ${fmt(r.lossRelToStrict)}, weights worst ${fmt(r.worstRelToStrict)}; torch ${precision} vs fp32 ${fmt(r.torchSpreadLossRel)} / ${fmt(r.torchSpreadWorstRel)}; ours vs torch ${precision} ${fmt(r.worstRelToTorchAmp)}; worst excess over 2x spread + 1e-3: ${fmt(r.worstExcess)} (${r.worstExcessKey})`);
     console.log(`  ${(r.pass ? 'ok' : 'FAIL').padEnd(4)} ${fx.arch} ${precision} ${layout}: ${detail} [${r.seconds ?? '-'} s]`);
   }

@@ -13,6 +13,8 @@ For each architecture (num_classes 10):
 Runs <p>:
   float32        TF32 off in cuDNN and cuBLAS, cudnn.benchmark off: the strict reference
   float32-bench  TF32 off, cudnn.benchmark on (what our addon lets cuDNN do): PyTorch's own spread
+  float32-ulp    as float32, with every value of the first batch moved by one float32 ulp: how
+                 much rounding alone moves this training
   bfloat16       torch.autocast(dtype=torch.bfloat16), channels_last
   float16        torch.autocast(dtype=torch.float16) + GradScaler with its defaults, channels_last
 The step is what our trainer does: zero_grad(set_to_none=True), forward in train mode, cross-entropy
@@ -32,7 +34,8 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import build_model, reference_name, set_tf32, tf32_state, write_safetensors  # noqa: E402
 
-LAYOUT = {"float32": "contiguous", "float32-bench": "contiguous", "bfloat16": "channels_last", "float16": "channels_last"}
+LAYOUT = {"float32": "contiguous", "float32-bench": "contiguous", "float32-ulp": "contiguous",
+          "bfloat16": "channels_last", "float16": "channels_last"}
 
 
 def run(start, batches, device, precision, lr, momentum, weight_decay, arch):
@@ -43,14 +46,21 @@ def run(start, batches, device, precision, lr, momentum, weight_decay, arch):
     model = model.to(device).to(memory_format=fmt)
     model.train()
     set_tf32(False, False)
-    torch.backends.cudnn.benchmark = precision != "float32"
+    torch.backends.cudnn.benchmark = precision not in ("float32", "float32-ulp")
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(precision)
     scaler = None
     if precision == "float16":
         scaler = torch.amp.GradScaler("cuda") if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler") else torch.cuda.amp.GradScaler()
     losses, scales, after1 = [], [], None
-    for x, y in batches:
+    for k, (x, y) in enumerate(batches):
+        if precision == "float32-ulp" and k == 0:
+            # one float32 rounding step on every input value, up or down at random: how far
+            # rounding alone carries this training (resnet50 from random initialisation on noise
+            # is ill-conditioned: on the CPU, PyTorch with 1 and 2 threads ended one step 2e-3 to
+            # 1e-2 apart, while the first losses agreed to 1e-6)
+            flip = torch.randint(0, 2, x.shape, generator=torch.Generator().manual_seed(5)) * 2 - 1
+            x = torch.nextafter(x, x + flip * torch.finfo(torch.float32).max)
         x = x.to(device).contiguous(memory_format=fmt)
         y = y.to(device)
         opt.zero_grad(set_to_none=True)
@@ -84,7 +94,7 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--size", type=int, default=112)
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--precisions", default="float32,float32-bench,bfloat16,float16")
+    ap.add_argument("--precisions", default="float32,float32-bench,float32-ulp,bfloat16,float16")
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--momentum", type=float, default=0.9)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
@@ -95,6 +105,8 @@ def main():
     device = args.device
     cuda = device.startswith("cuda")
     defaults = tf32_state()
+    if not cuda:  # the thread count our addon uses on the CPU (LibTorch's rounding depends on it)
+        torch.set_num_threads(int(os.environ.get("GPU_CHECK_THREADS", "0")) or len(os.sched_getaffinity(0)))
     precisions = [p for p in args.precisions.split(",") if p]
     if not cuda:  # LibTorch has no float16 autocast on the CPU
         precisions = [p for p in precisions if p != "float16"]

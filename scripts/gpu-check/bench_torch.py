@@ -27,10 +27,9 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SmiPoller, build_model, reference_name, tf32_state  # noqa: E402
+from common import SmiPoller, build_model, grad_scaler, reference_name, tf32_state, train_step  # noqa: E402
 
 
 def autocast_ctx(device, precision):
@@ -70,24 +69,13 @@ def run_row(row, device, poller, compiled=False):
         opt = torch.optim.SGD(eager.parameters(), lr=row.get("lr", 0.01), momentum=row.get("momentum", 0.9))
         scaler = None
         if row["precision"] == "float16":
-            scaler = torch.cuda.amp.GradScaler() if not hasattr(torch, "amp") or not hasattr(torch.amp, "GradScaler") \
-                else torch.amp.GradScaler("cuda")
+            scaler = grad_scaler()
         y_host = torch.randint(0, 1000, (b,))
 
         def step():
             x = to_device(x_host).contiguous(memory_format=fmt)
             y = to_device(y_host)
-            opt.zero_grad(set_to_none=True)
-            with autocast_ctx(device, row["precision"]):
-                out = model(x)
-                loss = F.cross_entropy(out.float(), y)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
+            loss, out = train_step(model, opt, scaler, x, y, autocast_ctx(device, row["precision"]))
             result = (loss.item(), int((out.argmax(1) == y).sum().item()))
             if cuda:
                 torch.cuda.synchronize()

@@ -156,6 +156,40 @@ def set_tf32(cudnn_tf32, matmul_tf32=False):
         torch.backends.cuda.matmul.allow_tf32 = bool(matmul_tf32)
 
 
+# ---- one training step as our trainer takes it --------------------------------------------------
+def grad_scaler():
+    """GradScaler with its defaults: torch.amp's (2.x) or torch.cuda.amp's (older)."""
+    if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler("cuda")
+    return torch.cuda.amp.GradScaler()
+
+
+def train_step(model, opt, scaler, x, y, autocast):
+    """zero_grad(set_to_none=True), forward under `autocast` (a context manager), cross-entropy on
+    the float32 logits, backward (scaled when `scaler`), optimizer step. Returns (loss, logits)."""
+    import torch.nn.functional as F
+
+    opt.zero_grad(set_to_none=True)
+    with autocast:
+        out = model(x)
+        loss = F.cross_entropy(out.float(), y)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        opt.step()
+    return loss, out
+
+
+def write_manifest(path, manifest, tf32_defaults):
+    """Puts the TF32 flags back as they were found and writes the manifest."""
+    set_tf32(tf32_defaults.get("cudnn.allow_tf32") or False, tf32_defaults.get("cuda.matmul.allow_tf32") or False)
+    with open(path, "w") as f:
+        json.dump(manifest, f, indent=1)
+
+
 # ---- safetensors without numpy -------------------------------------------------------------
 _ST_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64", torch.float16: "F16",
               torch.bfloat16: "BF16", torch.int32: "I32", torch.uint8: "U8"}

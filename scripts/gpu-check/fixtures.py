@@ -18,7 +18,6 @@ For each architecture:
 manifest.json lists all of it with the versions and the TF32 defaults found.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -26,7 +25,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import build_model, reference_name, set_tf32, tf32_state, torchvision, write_safetensors  # noqa: E402
+from common import build_model, reference_name, set_tf32, tf32_state, torchvision, write_manifest, write_safetensors  # noqa: E402
 
 
 def randomise_batchnorm(model, gen):
@@ -149,9 +148,7 @@ def main():
         del model, xd
         if cuda:
             torch.cuda.empty_cache()
-    set_tf32(defaults.get("cudnn.allow_tf32") or False, defaults.get("cuda.matmul.allow_tf32") or False)
-    with open(os.path.join(args.out, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=1)
+    write_manifest(os.path.join(args.out, "manifest.json"), manifest, defaults)
 
 
 if __name__ == "__main__":

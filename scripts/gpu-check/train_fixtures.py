@@ -23,16 +23,14 @@ implementation for the device). The manifest goes to <out>/train-manifest.json.
 """
 import argparse
 import contextlib
-import json
 import os
 import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import build_model, reference_name, set_tf32, tf32_state, write_safetensors  # noqa: E402
+from common import build_model, grad_scaler, reference_name, set_tf32, tf32_state, train_step, write_manifest, write_safetensors  # noqa: E402
 
 LAYOUT = {"float32": "contiguous", "float32-bench": "contiguous", "float32-ulp": "contiguous",
           "bfloat16": "channels_last", "float16": "channels_last"}
@@ -51,7 +49,7 @@ def run(start, batches, device, precision, lr, momentum, weight_decay, arch):
     amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(precision)
     scaler = None
     if precision == "float16":
-        scaler = torch.amp.GradScaler("cuda") if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler") else torch.cuda.amp.GradScaler()
+        scaler = grad_scaler()
     losses, scales, after1 = [], [], None
     for k, (x, y) in enumerate(batches):
         if precision == "float32-ulp" and k == 0:
@@ -63,19 +61,10 @@ def run(start, batches, device, precision, lr, momentum, weight_decay, arch):
             x = torch.nextafter(x, x + flip * torch.finfo(torch.float32).max)
         x = x.to(device).contiguous(memory_format=fmt)
         y = y.to(device)
-        opt.zero_grad(set_to_none=True)
         amp = torch.autocast(device_type=device.split(":")[0], dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-        with amp:
-            out = model(x)
-            loss = F.cross_entropy(out.float(), y)
+        loss, _ = train_step(model, opt, scaler, x, y, amp)
         if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
             scales.append(float(scaler.get_scale()))
-        else:
-            loss.backward()
-            opt.step()
         losses.append(loss.item())
         if after1 is None:
             after1 = [(k, v.detach().to("cpu").clone()) for k, v in model.state_dict().items()]
@@ -151,9 +140,7 @@ def main():
               + f" ({entry['seconds']} s)", flush=True)
         if cuda:
             torch.cuda.empty_cache()
-    set_tf32(defaults.get("cudnn.allow_tf32") or False, defaults.get("cuda.matmul.allow_tf32") or False)
-    with open(os.path.join(args.out, "train-manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=1)
+    write_manifest(os.path.join(args.out, "train-manifest.json"), manifest, defaults)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   // Pinned (page-locked) buffers for a model on a CUDA device: the input's one copy out of
   // JavaScript is then the staging copy the GPU reads from. They are kept in this pool like the
   // others: on the H200 host the main thread spent ~3 ms per 19 MB input and ~25 ms per 154 MB
-  // one whether its copy ran on one core or all of them, the cost of a fresh page-locked block
-  // (LibTorch's pinned allocator did not hand the freed one back in time). Switching frees the
-  // buffers of the other kind.
+  // one whether its copy ran on one core or all of them, which points at a fresh page-locked
+  // block per call (LibTorch's pinned allocator not handing the freed one back in time); not yet
+  // measured with this pool. Switching frees the buffers of the other kind.
   void set_pinned(bool pinned);
   bool pinned();
 

@@ -26,6 +26,15 @@ export function getNumThreads(): number {
 }
 
 /**
+ * True when LibTorch can run bfloat16 convolutions on this CPU (probed once). Where it cannot
+ * (oneDNN capped below AVX-512 with ONEDNN_MAX_CPU_ISA on a CPU that has it), `precision:
+ * 'bfloat16'` on the CPU is refused with a DeviceError.
+ */
+export function cpuBfloat16Available(): boolean {
+  return native.cpuBfloat16Available();
+}
+
+/**
  * True when this build has the oneDNN inference engine (built when oneDNN's headers were found and
  * LibTorch itself links that oneDNN, as Debian's does); otherwise CPU inference uses the
  * TorchScript engine.

@@ -110,4 +110,5 @@ export interface NativeBinding {
   allocatorTuning(): string;
   /** True when the addon was built with oneDNN's headers (the 'onednn' inference engine). */
   onednnEngineCompiled(): boolean;
+  cpuBfloat16Available(): boolean;
 }

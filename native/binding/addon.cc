@@ -35,6 +35,10 @@ Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), runtime::num_threads());
 }
 
+Napi::Value CpuBfloat16Available(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), runtime::cpu_bfloat16_available());
+}
+
 Napi::Value OnednnEngineCompiled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), runtime::onednn_engine_compiled());
 }
@@ -66,6 +70,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New<SetNumThreads>(env, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New<GetNumThreads>(env, "getNumThreads"));
   exports.Set("libtorchVersion", Napi::Function::New<LibtorchVersion>(env, "libtorchVersion"));
+  exports.Set("cpuBfloat16Available", Napi::Function::New<CpuBfloat16Available>(env, "cpuBfloat16Available"));
   exports.Set("onednnEngineCompiled", Napi::Function::New<OnednnEngineCompiled>(env, "onednnEngineCompiled"));
   exports.Set("allocatorTuning", Napi::Function::New<AllocatorTuning>(env, "allocatorTuning"));
   exports.Set("parallelInfo", Napi::Function::New<ParallelInfo>(env, "parallelInfo"));

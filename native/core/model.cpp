@@ -77,6 +77,14 @@ std::string quoted_list(const std::vector<std::string>& keys) {
   return out.str();
 }
 
+void require_cpu_bfloat16() {
+  if (!runtime::cpu_bfloat16_available()) {
+    throw Error(codes::kDevice,
+                "bfloat16 convolutions are not available on this CPU: LibTorch's oneDNN refused one (is ONEDNN_MAX_CPU_ISA "
+                "set below the CPU's own instruction set?); use precision 'float32'");
+  }
+}
+
 }  // namespace
 
 Model::Impl::Impl() = default;
@@ -191,6 +199,7 @@ void Model::set_execution(Precision precision, bool channels_last) {
   if (precision == Precision::Float16 && !impl_->device.is_cuda()) {
     throw Error(codes::kDevice, "float16 autocast needs a CUDA device (LibTorch's CPU autocast supports bfloat16): use precision 'bfloat16' on the CPU");
   }
+  if (precision == Precision::BFloat16 && !impl_->device.is_cuda()) require_cpu_bfloat16();
   impl_->precision = precision;
   impl_->channels_last = channels_last;
   torch::NoGradGuard no_grad;
@@ -352,6 +361,7 @@ void Model::to(const std::string& device) {
   if (impl_->precision == Precision::Float16 && !target.is_cuda()) {
     throw Error(codes::kDevice, "float16 autocast needs a CUDA device: set precision 'bfloat16' or 'float32' before moving to " + device);
   }
+  if (impl_->precision == Precision::BFloat16 && !target.is_cuda()) require_cpu_bfloat16();
   if (target.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
   impl_->net->to(target);
   impl_->device = target;

@@ -1,6 +1,8 @@
 #include "runtime.h"
 
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
@@ -81,6 +83,20 @@ bool cuda_compiled() {
 }
 
 bool cuda_available() { return cuda_compiled() && torch::cuda::is_available(); }
+
+bool cpu_bfloat16_available() {
+  static const bool available = [] {
+    try {
+      c10::InferenceMode guard;
+      const auto options = at::TensorOptions().dtype(at::kBFloat16);
+      at::conv2d(at::ones({1, 1, 4, 4}, options), at::ones({1, 1, 3, 3}, options));
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }();
+  return available;
+}
 
 int cuda_device_count() { return cuda_compiled() ? static_cast<int>(torch::cuda::device_count()) : 0; }
 

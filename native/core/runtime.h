@@ -12,6 +12,11 @@ bool onednn_engine_compiled();
 // True when that engine can run bfloat16 natively on this CPU (AVX512-BF16 or better).
 bool onednn_bfloat16_native();
 bool cuda_available();
+// True when LibTorch can run a bfloat16 convolution on this CPU (probed once with a tiny one).
+// LibTorch 1.13 sends bfloat16 convolutions to oneDNN whenever the CPU reports AVX-512, and oneDNN
+// refuses them when its ISA is capped below that (ONEDNN_MAX_CPU_ISA=AVX2): precision 'bfloat16'
+// on the CPU is then refused up front with a DeviceError instead of failing in every forward.
+bool cpu_bfloat16_available();
 int cuda_device_count();
 
 // Intra-op threads wanted for LibTorch's parallel kernels, process-wide. Default: the physical

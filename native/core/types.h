@@ -44,10 +44,10 @@ HostTensor allocate_host(DType dtype, const std::vector<int64_t>& shape);
 // LibTorch and a GPU; throws otherwise.
 std::shared_ptr<void> allocate_pinned(size_t bytes);
 
-// memcpy split over LibTorch's intra-op threads (of the calling thread) for large buffers. For
-// inputs going to a GPU: one core copied 154 MB (a resnet50 batch of 256) in ~28 ms on an H200
-// host, longer than the forward itself, and blocked the event loop as long; PyTorch's own
-// pin_memory() copy is parallel too.
+// memcpy split over LibTorch's intra-op threads (of the calling thread) for buffers of 8 MiB and
+// more. For inputs going to a GPU, copied on the JavaScript thread: the copy's time is time the
+// event loop stands still, and a GPU host has cores to spare for it (PyTorch's own pin_memory()
+// copy is parallel too).
 void copy_bytes_parallel(void* dst, const void* src, size_t bytes);
 
 using NamedTensors = std::vector<std::pair<std::string, HostTensor>>;

@@ -55,9 +55,8 @@ def run_row(row, device, poller, compiled=False):
     b, s = row["batch"], row["size"]
     x_host = torch.randn(b, 3, s, s)
     train = row["kind"] == "train"
-    eager = model
     if compiled:
-        model = torch.compile(model)
+        model = torch.compile(model)  # shares the eager module's parameters
 
     def to_device(t):
         if cuda:
@@ -66,7 +65,7 @@ def run_row(row, device, poller, compiled=False):
 
     if train:
         model.train()
-        opt = torch.optim.SGD(eager.parameters(), lr=row.get("lr", 0.01), momentum=row.get("momentum", 0.9))
+        opt = torch.optim.SGD(model.parameters(), lr=row.get("lr", 0.01), momentum=row.get("momentum", 0.9))
         scaler = None
         if row["precision"] == "float16":
             scaler = grad_scaler()
@@ -127,7 +126,7 @@ def run_row(row, device, poller, compiled=False):
         out["peakSmiMiB"] = poller.peak()
     else:
         out["peakRssMiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    del model, eager, x_host
+    del model, x_host
     if compiled:
         torch._dynamo.reset()
     return out

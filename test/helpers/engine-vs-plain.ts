@@ -2,7 +2,7 @@
 // few architectures and prints, as JSON, the engine in use and the largest relative difference.
 // Run with ONEDNN_MAX_CPU_ISA set, it exercises oneDNN's paths for older CPUs (no blocked
 // 16-channel layout, no Winograd, no bfloat16) on this machine.
-import { createResNet, resnet18, resnet20, resnext50_32x4d, type ResNet } from '../../lib/index.ts';
+import { DeviceError, cpuBfloat16Available, createResNet, resnet18, resnet20, resnext50_32x4d, type ResNet } from '../../lib/index.ts';
 import { maxAbsDiff, randomTensor } from './inputs.ts';
 
 const cases: Array<[string, () => Promise<ResNet>, number[]]> = [
@@ -23,9 +23,15 @@ for (const [name, build, shape] of cases) {
   results.push({ name, engine, relative: maxAbsDiff(fast, plain) / Math.max(1, ...Array.from(plain, Math.abs)) });
   model.dispose();
 }
-const bf16 = await resnet20({ seed: 0, precision: 'bfloat16' });
-// (Not run: with oneDNN limited by the environment while the CPU still reports AVX-512, LibTorch's
-// own bfloat16 convolutions would pick kernels oneDNN then refuses.)
-const bfloat16Engine = await bf16.inferenceEngine();
-bf16.dispose();
-process.stdout.write(JSON.stringify({ results, bfloat16Engine }));
+// With oneDNN limited by the environment while the CPU still reports AVX-512, LibTorch's own
+// bfloat16 convolutions pick kernels oneDNN then refuses: the model is refused up front.
+let bfloat16Engine: string;
+try {
+  const bf16 = await resnet20({ seed: 0, precision: 'bfloat16' });
+  bfloat16Engine = await bf16.inferenceEngine();
+  bf16.dispose();
+} catch (error) {
+  if (!(error instanceof DeviceError)) throw error;
+  bfloat16Engine = 'DeviceError';
+}
+process.stdout.write(JSON.stringify({ results, bfloat16Engine, cpuBfloat16: cpuBfloat16Available() }));

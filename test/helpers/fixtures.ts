@@ -24,13 +24,22 @@ export interface GenerateOptions {
 }
 
 /**
+ * PyTorch's numbers depend on the kernels oneDNN picks, which ONEDNN_MAX_CPU_ISA caps: fixtures
+ * made under one cap are regenerated under another (a suite run with ONEDNN_MAX_CPU_ISA=AVX2
+ * compared AVX2 kernels with AVX-512 references and failed by 1e-3 on the deepest nets).
+ */
+function isaStamp(): string {
+  return `ONEDNN_MAX_CPU_ISA=${process.env.ONEDNN_MAX_CPU_ISA ?? ''}`;
+}
+
+/**
  * Runs a fixture generator (test/fixtures/<script>) with the system Python when its output folder
  * lacks the stamp of the script's current contents (or one of `outputs`); returns the folder.
  */
 export function ensureGenerated(script: string, folder: string, options: GenerateOptions = {}): string {
   const path = join(fixturesDir, script);
   const out = join(cacheDir, folder);
-  const hash = createHash('sha256').update(readFileSync(path));
+  const hash = createHash('sha256').update(readFileSync(path)).update(isaStamp());
   if (options.stampPath) hash.update(out);
   const stamp = hash.digest('hex');
   const stampFile = join(out, '.stamp');
@@ -50,7 +59,7 @@ export function fixtureCases(script: string): string[] {
 
 /** Makes sure every case exists for the current generate.py; returns the case names. */
 export function ensureFixtures(): string[] {
-  const stamp = createHash('sha256').update(readFileSync(generator)).digest('hex');
+  const stamp = createHash('sha256').update(readFileSync(generator)).update(isaStamp()).digest('hex');
   const stampFile = join(cacheDir, '.stamp');
   const cases = execFileSync(systemPython, [generator, '--list'], { encoding: 'utf8' }).trim().split('\n');
   const fresh = existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp;

@@ -9,6 +9,7 @@ import { torchHubCheckpointsDir, downloadWeights } from '../lib/weights/download
 import { formatFor, loadWeights, saveWeights } from '../lib/weights/files.js';
 import { progressReporter } from '../lib/weights/progress.js';
 import { weightsEntry } from '../lib/weights/registry.js';
+import { experiment, plot, curvesUsage } from './curves-commands.js';
 import { serve, serveUsage } from './serve-command.js';
 import { evalCommand, train, trainUsage, UsageError } from './train-commands.js';
 
@@ -19,6 +20,7 @@ Commands:
   download <arch> [--weights NAME]                     fetch torchvision's weights into torch.hub's cache
   info <arch> [--num-classes N]                        parameters, weights entries
 ${trainUsage}
+${curvesUsage}
 ${serveUsage}
 
 Options:
@@ -80,7 +82,7 @@ async function info(args: string[], json: boolean): Promise<void> {
   output(json, `${arch}: ${data.numParameters.toLocaleString('en-US')} parameters (${numClasses} classes)`, data);
 }
 
-const commands: Record<string, (args: string[], json: boolean) => Promise<void>> = { convert, download, info, train, eval: evalCommand, serve };
+const commands: Record<string, (args: string[], json: boolean) => Promise<void>> = { convert, download, info, train, eval: evalCommand, serve, plot, experiment };
 
 async function main(argv: string[]): Promise<number> {
   const json = argv.includes('--json');

@@ -1,9 +1,12 @@
 // `resnet train` and `resnet eval`: the training loop and evaluation from the command line.
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { writeFileAtomic } from '../lib/atomic-write.js';
 import { architectureNames, type ArchitectureName } from '../lib/architectures.js';
 import { createModel } from '../lib/builders.js';
 import { CIFAR10, CIFAR100, FashionMNIST, ImageFolder, MNIST } from '../lib/data/datasets.js';
 import type { ImageDataset } from '../lib/data/dataset.js';
+import { plotCurves, loadRun } from '../lib/train/curves.js';
 import { evaluate, fit, loadCheckpoint } from '../lib/train/fit.js';
 import type { ScheduleOptions } from '../lib/train/schedule.js';
 
@@ -12,10 +15,11 @@ export class UsageError extends Error {}
 export const trainUsage = `  train --dataset D [--root DIR] [--arch A] [--epochs N] [--batch-size B] [--lr X]
         [--optimizer sgd|adamw] [--schedule cosine|multistep|step|constant] [--warmup N]
         [--seed S] [--augment] [--checkpoint-dir DIR] [--resume FILE] [--out FILE]
+        [--run-dir DIR [--log-every N] [--plot]]   metrics.jsonl (+ checkpoints, curves.svg) in DIR
   eval  --dataset D [--root DIR] --arch A --weights FILE
         datasets: fashion-mnist, mnist, cifar10, cifar100, folder (ImageFolder, --size 224)`;
 
-async function loadData(name: string, split: 'train' | 'test', root: string | undefined, size: number): Promise<ImageDataset> {
+export async function loadData(name: string, split: 'train' | 'test', root: string | undefined, size: number): Promise<ImageDataset> {
   const withRoot = <T extends object>(o: T) => (root === undefined ? o : { ...o, root });
   switch (name) {
     case 'fashion-mnist':
@@ -63,8 +67,14 @@ export async function train(args: string[], json: boolean): Promise<void> {
       'checkpoint-dir': { type: 'string' },
       resume: { type: 'string' },
       out: { type: 'string' },
+      'run-dir': { type: 'string' },
+      'log-every': { type: 'string', default: '50' },
+      plot: { type: 'boolean', default: false },
     },
   });
+  const runDir = values['run-dir'];
+  if (values.plot && !runDir) throw new UsageError('--plot needs --run-dir DIR (the plot is DIR/curves.svg)');
+  const checkpointDir = values['checkpoint-dir'] ?? runDir;
   if (!values.dataset) throw new UsageError('train needs --dataset');
   const size = Number(values.size);
   const [trainSet, testSet] = await Promise.all([
@@ -101,7 +111,9 @@ export async function train(args: string[], json: boolean): Promise<void> {
     trainer,
     seed: Number(values.seed),
     ...(values.augment && { augment: { crop: { padding: pad }, hflip: true } }),
-    ...(values['checkpoint-dir'] && { checkpointDir: values['checkpoint-dir'] }),
+    ...(checkpointDir && { checkpointDir }),
+    ...(runDir && { metricsFile: join(runDir, 'metrics.jsonl'), metricsEvery: Number(values['log-every']), runInfo: { dataset: values.dataset } }),
+    ...(values.plot && runDir && { onEpoch: async () => writeFileAtomic(join(runDir, 'curves.svg'), await plotCurves([await loadRun(runDir)])) }),
     onProgress: json
       ? undefined
       : (p) => process.stderr.write(`\repoch ${p.epoch + 1}/${p.epochs} batch ${p.batch}/${p.batches} loss ${p.loss.toFixed(3)} lr ${p.lr.toFixed(4)} ${p.imagesPerSecond.toFixed(0)} img/s ${p.batch === p.batches ? '\n' : ''}`),

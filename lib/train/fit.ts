@@ -9,6 +9,7 @@ import { Tensor } from '../tensor.js';
 import * as v from '../validate.js';
 import { readSafetensors, writeSafetensors } from '../weights/safetensors.js';
 import { WeightsError } from '../errors.js';
+import { MetricsLog, type EpochRecord } from './metrics.js';
 import { trainingPort } from './port.js';
 import type { Trainer } from './trainer.js';
 
@@ -80,6 +81,18 @@ export interface FitOptions {
   onProgress?: (progress: FitProgress) => void;
   /** Calls onProgress every this many batches (and at each epoch's end). Default 20. */
   progressEvery?: number;
+  /**
+   * Records the run's curves here as JSON Lines (see lib/train/metrics.ts): training loss and error
+   * every `metricsEvery` iterations, and per epoch the training and test loss and error, the lr and
+   * images/s. A resumed run keeps the records up to its checkpoint and goes on from there.
+   */
+  metricsFile?: string;
+  /** Iterations per `iteration` record. Default 50. */
+  metricsEvery?: number;
+  /** Added to the metrics file's `run` record (e.g. the data set's name). */
+  runInfo?: Record<string, unknown>;
+  /** Awaited after every epoch, once its checkpoint and metrics are written. */
+  onEpoch?: (report: EpochReport) => void | Promise<void>;
 }
 
 export interface FitReport {
@@ -88,7 +101,7 @@ export interface FitReport {
   seconds: number;
 }
 
-const fitOptionNames = ['train', 'val', 'epochs', 'trainer', 'batchSize', 'augment', 'seed', 'checkpointDir', 'onProgress', 'progressEvery'];
+const fitOptionNames = ['train', 'val', 'epochs', 'trainer', 'batchSize', 'augment', 'seed', 'checkpointDir', 'onProgress', 'progressEvery', 'metricsFile', 'metricsEvery', 'runInfo', 'onEpoch'];
 
 /**
  * Trains for `epochs` epochs. A trainer restored from a checkpoint (loadCheckpoint) resumes at its
@@ -97,14 +110,26 @@ const fitOptionNames = ['train', 'val', 'epochs', 'trainer', 'batchSize', 'augme
  */
 export async function fit(model: ResNet, options: FitOptions): Promise<FitReport> {
   v.knownKeys('fit', v.plainObject('options', options), fitOptionNames);
-  const { train, val, trainer, augment, checkpointDir, onProgress } = options;
+  const { train, val, trainer, augment, checkpointDir, onProgress, metricsFile, onEpoch } = options;
   const epochs = v.positiveInteger('epochs', options.epochs);
   const batchSize = v.positiveInteger('batchSize', options.batchSize ?? 128);
   const seed = v.nonNegativeInteger('seed', options.seed ?? 0);
   const every = v.positiveInteger('progressEvery', options.progressEvery ?? 20);
+  const metricsEvery = v.positiveInteger('metricsEvery', options.metricsEvery ?? 50);
+  if (metricsFile !== undefined && (typeof metricsFile !== 'string' || metricsFile === '')) throw v.invalid('non-empty path', 'metricsFile', metricsFile);
+  const runInfo = options.runInfo === undefined ? {} : v.plainObject('runInfo', options.runInfo);
+  if (onEpoch !== undefined && typeof onEpoch !== 'function') throw v.invalid('function', 'onEpoch', onEpoch);
   const perEpoch = Math.floor(train.length / batchSize); // dropLast: every step sees a full batch
   if (perEpoch === 0) throw v.invalid(`at most ${train.length} (the training set's size)`, 'batchSize', batchSize);
   if (checkpointDir !== undefined) await mkdir(checkpointDir, { recursive: true });
+  const metrics =
+    metricsFile === undefined
+      ? undefined
+      : await MetricsLog.open(
+          metricsFile,
+          { ...runInfo, type: 'run', arch: model.arch, numParameters: model.numParameters(), batchSize, epochs, iterationsPerEpoch: perEpoch, seed, optimizer: trainer.options.optimizer, schedule: trainer.schedule },
+          trainer.iteration,
+        );
 
   const started = performance.now();
   const report: EpochReport[] = [];
@@ -115,12 +140,28 @@ export async function fit(model: ResNet, options: FitOptions): Promise<FitReport
     let correct = 0;
     let seen = 0;
     let index = 0;
+    const window = { loss: 0, correct: 0, seen: 0, started: performance.now() };
+    let lr = trainer.lr;
     for await (const batch of train.batches({ batchSize, shuffle: true, seed, epoch, dropLast: true, ...(augment && { augment }) })) {
       if (index++ < skip) continue;
       const r = await trainer.step(batch.images, batch.labels);
       lossSum += r.loss * r.count;
       correct += r.correct;
       seen += r.count;
+      lr = r.lr;
+      if (metrics) {
+        window.loss += r.loss * r.count;
+        window.correct += r.correct;
+        window.seen += r.count;
+        if (r.iteration % metricsEvery === 0) {
+          const now = performance.now();
+          await metrics.write({
+            type: 'iteration', epoch, iteration: r.iteration, trainLoss: window.loss / window.seen, trainError: 1 - window.correct / window.seen, lr: r.lr,
+            imagesPerSecond: window.seen / ((now - window.started) / 1000),
+          });
+          Object.assign(window, { loss: 0, correct: 0, seen: 0, started: now });
+        }
+      }
       if (onProgress && (index % every === 0 || index === perEpoch)) {
         const seconds = (performance.now() - epochStart) / 1000;
         onProgress({ epoch, epochs, batch: index, batches: perEpoch, iteration: r.iteration, loss: r.loss, accuracy: r.accuracy, lr: r.lr, imagesPerSecond: seen / seconds });
@@ -133,9 +174,20 @@ export async function fit(model: ResNet, options: FitOptions): Promise<FitReport
       entry.checkpoint = join(checkpointDir, `checkpoint-${epoch + 1}.safetensors`);
       await saveCheckpoint(entry.checkpoint, model, trainer);
     }
+    if (metrics) await metrics.write(epochRecord(entry, trainer.iteration, lr));
     report.push(entry);
+    await onEpoch?.(entry);
   }
   return { epochs: report, iterations: trainer.iteration, seconds: (performance.now() - started) / 1000 };
+}
+
+function epochRecord(entry: EpochReport, iteration: number, lr: number): EpochRecord {
+  const record: EpochRecord = {
+    type: 'epoch', epoch: entry.epoch + 1, iteration, trainLoss: entry.trainLoss, trainError: 1 - entry.trainAccuracy, lr,
+    imagesPerSecond: entry.imagesPerSecond, seconds: entry.seconds,
+  };
+  if (entry.val) Object.assign(record, { testLoss: entry.val.loss, testError: 1 - entry.val.top1, testTop5Error: 1 - entry.val.top5 });
+  return record;
 }
 
 /** Weights, optimizer state and schedule position in one safetensors file. */

@@ -2,6 +2,7 @@
 // The `resnet` command line. Exit codes: 0 success, 1 the work failed (a ResNetError or I/O),
 // 2 the command line itself was wrong. --json prints one JSON object on stdout for scripts.
 import { parseArgs } from 'node:util';
+import { ownEntry } from '../lib/validate.js';
 import { architectureNames, type ArchitectureName } from '../lib/architectures.js';
 import { createModel } from '../lib/builders.js';
 
@@ -91,7 +92,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(usage);
     return args.length === 0 ? 2 : 0;
   }
-  const command = commands[args[0]!];
+  const command = ownEntry(commands, args[0]);
   try {
     if (!command) throw new UsageError(`unknown command '${args[0]}'`);
     await command(args.slice(1), json);

@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../lib/atomic-write.js';
+import { ownEntry } from '../lib/validate.js';
 import { architectureNames, type ArchitectureName } from '../lib/architectures.js';
 import { createModel } from '../lib/builders.js';
 import { CIFAR10, CIFAR100, FashionMNIST, ImageFolder, MNIST } from '../lib/data/datasets.js';
@@ -94,7 +95,7 @@ export async function train(args: string[], json: boolean): Promise<void> {
     step: { type: 'step', stepSize: Math.max(1, Math.round(total / 3)), warmupIters },
     constant: { type: 'constant', warmupIters },
   };
-  const schedule = schedules[values.schedule];
+  const schedule = ownEntry(schedules, values.schedule);
   if (!schedule) throw new UsageError(`unknown schedule '${values.schedule}'`);
   const lr = Number(values.lr);
   const trainer = model.trainer({

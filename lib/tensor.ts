@@ -1,6 +1,6 @@
 // A dense, contiguous, row-major tensor on the host: a TypedArray plus a shape and a dtype.
 import { InvalidArgumentError, ShapeError } from './errors.js';
-import { describe, invalid } from './validate.js';
+import { describe, invalid, ownEntry } from './validate.js';
 
 export type DType =
   | 'float32'
@@ -87,7 +87,7 @@ export class Tensor<T extends TensorData = TensorData> {
         `Expected a dtype for tensor data of type ${data.constructor.name} ('float16' or 'bfloat16') but received none`,
       );
     }
-    const Expected: ArrayType | undefined = arrayTypeOf[resolved];
+    const Expected: ArrayType | undefined = ownEntry(arrayTypeOf, resolved);
     if (Expected === undefined) throw invalid(`one of ${dtypes.join(', ')}`, 'tensor dtype', dtype);
     if (!(data instanceof Expected)) {
       throw new InvalidArgumentError(

@@ -65,3 +65,16 @@ export function device(name: string, value: unknown): string {
   }
   return value;
 }
+
+/**
+ * `table[key]` when key is the table's own property, else undefined: user input such as
+ * 'constructor', 'toString' or '__proto__' must not find what every object inherits.
+ */
+export function ownEntry<T>(table: Readonly<Record<string, T>>, key: unknown): T | undefined {
+  return typeof key === 'string' && Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
+/** Sets `record[key]` as an own property even for a key like '__proto__' (from a file or a user). */
+export function setOwn<T>(record: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+}

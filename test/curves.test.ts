@@ -253,6 +253,13 @@ test('resnet train --run-dir --plot writes the metrics and the plot; resnet plot
   const plotWithoutDir = cli(['train', '--dataset', 'mnist', '--root', root, '--plot']);
   t.is(plotWithoutDir.status, 2);
   t.regex(plotWithoutDir.stderr, /--plot needs --run-dir DIR/);
+  // Names from the command line are looked up among own properties only (they used to find Object's).
+  const inherited = cli(['constructor']);
+  t.is(inherited.status, 2);
+  t.regex(inherited.stderr, /unknown command 'constructor'/);
+  const schedule = cli(['train', '--dataset', 'mnist', '--root', root, '--schedule', 'toString']);
+  t.is(schedule.status, 2);
+  t.regex(schedule.stderr, /unknown schedule 'toString'/);
   const badExperiment = cli(['experiment', 'degradaton', '--dataset', 'mnist', '--out-dir', root]);
   t.is(badExperiment.status, 2);
   t.regex(badExperiment.stderr, /expected 'experiment degradation', got 'experiment degradaton'/);

@@ -44,3 +44,15 @@ test('bad tensors are rejected with what was expected and what came', (t) => {
     message: 'Expected an array of non-negative integers for tensor shape but received [ 2.5 ] of type object',
   });
 });
+
+// Hardening: a dtype is looked up among the table's own names only. 'constructor' used to find
+// Object and make a tensor that saveWeights wrote into a file nobody could load.
+test('dtype names that every object inherits are rejected like any unknown dtype', async (t) => {
+  for (const dtype of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+    const error = t.throws(() => new Tensor(new Float32Array(2), [2], dtype as 'float32'), { instanceOf: InvalidArgumentError }, dtype);
+    t.regex(error.message, new RegExp(`^Expected one of float32, .* for tensor dtype but received '${dtype}' of type string$`));
+    t.throws(() => Tensor.from({ data: new Float32Array(2), shape: [2], dtype: dtype as 'float32' }), { instanceOf: InvalidArgumentError });
+  }
+  const { saveWeights } = await import('../lib/index.ts');
+  await t.throwsAsync(saveWeights('/tmp/never-written.safetensors', { w: { data: new Float32Array(1), shape: [1], dtype: 'constructor' as 'float32' } }), { instanceOf: InvalidArgumentError });
+});

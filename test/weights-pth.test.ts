@@ -32,7 +32,7 @@ interface Described {
 // Every .pth fixture generate_weights.py writes (its FIXTURES), and the description of their tensors.
 const fixtureNames = [
   'dtypes', 'views', 'nested', 'extras', 'ambiguous', 'dataparallel', 'resnet18', 'small',
-  'legacy', 'compressed', 'malicious-posix', 'malicious-os', 'malicious-builtins',
+  'legacy', 'compressed', 'torchscript', 'malicious-posix', 'malicious-os', 'malicious-builtins',
 ];
 // The stamp covers the folder's path too: the malicious fixtures embed their marker's path.
 const weightsDir = ensureGenerated('generate_weights.py', 'weights', {
@@ -208,6 +208,12 @@ test('files that are not checkpoints say what their first bytes were', async (t)
   await t.throwsAsync(readPth(join(scratch, 'missing.pth')), { instanceOf: WeightsError, message: /Cannot read weights file .*ENOENT/ });
   await t.throwsAsync(readPth(scratch), { instanceOf: WeightsError, message: /EISDIR/ });
   await t.throwsAsync(readPth(42 as never), { instanceOf: ResNetError });
+});
+
+// Hardening: the archive's entry names say it is TorchScript before any (deflated) entry is read.
+test('a real torch.jit.save archive is named as such, not as a compressed entry', async (t) => {
+  const error = await t.throwsAsync(readPth(fixture('torchscript')), { instanceOf: WeightsError });
+  t.regex(error!.message, /torchscript\.pth' is a TorchScript archive \(torch\.jit\.save\), not a torch\.save checkpoint$/);
 });
 
 test('compressed entries are refused, naming the entry and the method', async (t) => {

@@ -51,7 +51,7 @@ async function sniff(path: string): Promise<WeightsFormat> {
 function stripKeys(tensors: Record<string, Tensor>, prefix: string): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
   for (const [key, tensor] of Object.entries(tensors)) {
-    out[key.startsWith(prefix) ? key.slice(prefix.length) : key] = tensor;
+    v.setOwn(out, key.startsWith(prefix) ? key.slice(prefix.length) : key, tensor);
   }
   return out;
 }

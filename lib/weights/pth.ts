@@ -3,7 +3,7 @@
 // unpickler; nothing in a file is ever executed.
 import { WeightsError } from '../errors.js';
 import { arrayTypeOf, Tensor, type TensorLike } from '../tensor.js';
-import { invalid, knownKeys, plainObject } from '../validate.js';
+import { invalid, knownKeys, plainObject, setOwn } from '../validate.js';
 import { isTuple, unpickle, type PickleValue } from './pickle.js';
 import { elementSize, encodeStateDict, storageLoader, TensorRef, torchGlobals, type TensorRecord } from './torch-pickle.js';
 import { allocate, openSource, ZipReader, type ByteSource } from './zip.js';
@@ -53,8 +53,7 @@ export async function readPth(source: string | Uint8Array, options: ReadPthOptio
         storages.set(ref.storage.key, storage);
       }
       const tensor = materialise(ref, storage);
-      // defineProperty: a key such as '__proto__' must become a key, not the object's prototype.
-      Object.defineProperty(out, stripped, { value: tensor, enumerable: true, writable: true, configurable: true });
+      setOwn(out, stripped, tensor); // a key such as '__proto__' must become a key, not the prototype
     }
     return out;
   } finally {
@@ -103,13 +102,15 @@ async function checkByteOrder(zip: ZipReader, root: string): Promise<void> {
 /** The folder holding data.pkl: torch.save names it after the file, so it varies. */
 function archiveRoot(zip: ZipReader): string {
   const roots = [...zip.entries.keys()].flatMap((name) => /^([^/]+)\/data\.pkl$/.exec(name)?.slice(1) ?? []);
-  if (roots.length === 1) return roots[0]!;
   const names = [...zip.entries.keys()];
-  if (roots.length > 1) {
-    throw new WeightsError(`${zip.label} has several data.pkl files: ${roots.map((r) => `'${r}/data.pkl'`).join(', ')}`);
-  }
+  // torch.jit.save writes a data.pkl too (of the scripted modules, not of tensors), beside its
+  // constants.pkl and code/ folder: say what the file is before its pickle asks for __torch__ classes.
   if (names.some((name) => name.endsWith('/constants.pkl'))) {
     throw new WeightsError(`${zip.label} is a TorchScript archive (torch.jit.save), not a torch.save checkpoint`);
+  }
+  if (roots.length === 1) return roots[0]!;
+  if (roots.length > 1) {
+    throw new WeightsError(`${zip.label} has several data.pkl files: ${roots.map((r) => `'${r}/data.pkl'`).join(', ')}`);
   }
   const shown = names.slice(0, 10).map((n) => `'${n}'`).join(', ');
   throw new WeightsError(`${zip.label} is a zip archive without a data.pkl (entries: ${shown || 'none'})`);

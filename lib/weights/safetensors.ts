@@ -9,7 +9,7 @@ import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { InvalidArgumentError, WeightsError } from '../errors.js';
 import { Tensor, arrayTypeOf, formatShape, type DType, type TensorData } from '../tensor.js';
-import { describe, invalid } from '../validate.js';
+import { describe, invalid, setOwn } from '../validate.js';
 
 export interface Safetensors {
   tensors: Record<string, Tensor>;
@@ -27,11 +27,6 @@ const fromFileDType = new Map<string, DType>([
 const toFileDType = new Map([...fromFileDType].map(([file, ours]) => [ours, file]));
 
 const elementSize = (dtype: DType): number => arrayTypeOf[dtype].BYTES_PER_ELEMENT;
-
-/** Own data properties only: a tensor named '__proto__' must not replace the record's prototype. */
-function setOwn<T>(record: Record<string, T>, key: string, value: T): void {
-  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
-}
 
 /** A shape for a message, cut short when a hostile header makes it enormous. */
 function showShape(shape: readonly unknown[]): string {

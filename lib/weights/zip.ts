@@ -164,6 +164,8 @@ export interface ZipEntry {
   readonly size: number;
   readonly crc32: number;
   readonly localHeaderOffset: number;
+  /** Set for an entry compressed with a method this reader does not inflate (read() refuses it). */
+  readonly unsupportedMethod?: number;
 }
 
 /** Reads a stored-only zip archive from a source, which stays the caller's to close. */
@@ -194,6 +196,13 @@ export class ZipReader {
     const entry = this.entries.get(name);
     if (entry === undefined) throw new WeightsError(`${this.label} has no entry '${name}'`);
     const source = this.#source;
+    if (entry.unsupportedMethod !== undefined) {
+      const known = methodNames[entry.unsupportedMethod];
+      throw new WeightsError(
+        `Cannot read ${source.label}: entry '${name}' is compressed with method ${entry.unsupportedMethod}${known ? ` (${known})` : ''}; ` +
+          'PyTorch archives store entries uncompressed (method 0)',
+      );
+    }
     const fail = (detail: string) => new WeightsError(`Malformed zip archive ${source.label}: entry '${name}' ${detail}`);
     if (entry.localHeaderOffset + LOCAL_SIZE > this.#dataEnd) throw fail('has a local header past the central directory');
     const header = view(await source.read(entry.localHeaderOffset, LOCAL_SIZE));
@@ -326,11 +335,12 @@ async function readCentralDirectory(source: ByteSource): Promise<{ entries: Map<
 
     if (flags & 0x0001) throw fail(`entry '${name}' is encrypted`);
     if (method !== 0) {
-      const known = methodNames[method];
-      throw new WeightsError(
-        `Cannot read ${source.label}: entry '${name}' is compressed with method ${method}${known ? ` (${known})` : ''}; ` +
-          'PyTorch archives store entries uncompressed (method 0)',
-      );
+      // Listed, not read: the entry names alone can say what the archive is (a TorchScript archive
+      // deflates some of its entries); reading one is refused by read().
+      if (entries.has(name)) throw fail(`entry '${name}' appears twice`);
+      entries.set(name, { name, size, crc32: crc, localHeaderOffset, unsupportedMethod: method });
+      at = end;
+      continue;
     }
     if (compressedSize !== size) throw fail(`stored entry '${name}' has compressed size ${compressedSize} but size ${size}`);
     if (localHeaderOffset + LOCAL_SIZE + size > centralOffset) {

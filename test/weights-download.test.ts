@@ -3,7 +3,8 @@
 import test from 'ava';
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -62,6 +63,21 @@ const server = createServer((req, res) => {
     case 'slow':
       res.writeHead(200, headers);
       return void sendSlowly(res);
+    case 'drip': // 10 bytes every 50 ms: always active, never done
+      res.writeHead(200, headers);
+      void (async () => {
+        for (let at = 0; at < bytes.length && !res.destroyed; at += 10) {
+          res.write(bytes.subarray(at, at + 10));
+          await sleep(50);
+        }
+        res.end();
+      })();
+      return;
+    case 'gzip': // encodes although the client asked for identity; Content-Length is the encoded size
+      {
+        const body = gzipSync(bytes);
+        return res.writeHead(200, { ...headers, 'content-encoding': 'gzip', 'content-length': body.length }).end(body);
+      }
     case 'together':
       res.writeHead(200, headers);
       waiting.push(res);
@@ -162,6 +178,58 @@ test('a server that stalls mid-body times out with a DownloadError and leaves no
   });
   t.true(Date.now() - started < 5000);
   t.deepEqual(onlyFile(dir), []);
+});
+
+// Hardening: a server that drips bytes keeps the inactivity timeout from firing; the rate and the
+// deadline stop it.
+test('a dripping server fails the minimum rate, or the deadline, and leaves nothing', async (t) => {
+  const dir = cacheDir();
+  await t.throwsAsync(downloadWeights(`${base}/drip/${goodName}?t=rate`, { cacheDir: dir, timeoutMs: 2000 }), {
+    instanceOf: DownloadError,
+    message: /was too slow: \d+ bytes in 2000 ms, below the minimum of 1024 bytes\/s \(minBytesPerSecond\)/,
+  });
+  await t.throwsAsync(downloadWeights(`${base}/drip/${goodName}?t=deadline`, { cacheDir: dir, minBytesPerSecond: 0, deadlineMs: 300 }), {
+    instanceOf: DownloadError,
+    message: /did not finish within 300 ms \(deadlineMs\), \d+ bytes received/,
+  });
+  t.deepEqual(onlyFile(dir), []);
+  await t.throwsAsync(downloadWeights(`${base}/good/${goodName}`, { cacheDir: dir, minBytesPerSecond: -1 }), { instanceOf: InvalidArgumentError });
+  await t.throwsAsync(downloadWeights(`${base}/good/${goodName}`, { cacheDir: dir, deadlineMs: 0 }), { instanceOf: InvalidArgumentError });
+});
+
+test('a gzip-encoded response is decoded and checked by its hash, not reported as truncated', async (t) => {
+  const dir = cacheDir();
+  const path = await downloadWeights(`${base}/gzip/${goodName}`, { cacheDir: dir });
+  t.true(readFileSync(path).equals(bytes));
+  await t.throwsAsync(downloadWeights(`${base}/gzip/${badName}`, { cacheDir: dir }), { instanceOf: HashMismatchError });
+});
+
+test('a cache folder that is a file is a DownloadError that says so', async (t) => {
+  const file = join(cacheDir(), 'not-a-folder');
+  writeFileSync(file, 'x');
+  for (const dir of [file, join(file, 'below')]) {
+    await t.throwsAsync(downloadWeights(`${base}/good/${goodName}`, { cacheDir: dir }), {
+      instanceOf: DownloadError,
+      message: `Cannot use the cache folder '${dir}': a file is in the way of the folder`,
+    });
+  }
+});
+
+test('.partial files of killed downloaders are removed; a live one\'s is kept', async (t) => {
+  const dir = cacheDir();
+  // A pid that cannot be alive (above Linux's pid_max), one that is (ours), and a day-old file.
+  const dead = join(dir, `${goodName}.4194999.0123456789ab.partial`);
+  const live = join(dir, `${goodName}.${process.pid}.0123456789ab.partial`);
+  const old = join(dir, `${goodName}.${process.pid}.ba9876543210.partial`);
+  const fresh = join(dir, `${goodName}.4194998.0123456789ab.partial`); // dead writer, but written just now
+  const other = join(dir, `other.pth.4194999.0123456789ab.partial`); // another file's: not ours to judge
+  for (const f of [dead, live, old, fresh, other]) writeFileSync(f, 'partial');
+  const minutesAgo = (m: number) => (Date.now() - m * 60_000) / 1000;
+  utimesSync(dead, minutesAgo(10), minutesAgo(10));
+  utimesSync(other, minutesAgo(10), minutesAgo(10));
+  utimesSync(old, minutesAgo(25 * 60), minutesAgo(25 * 60));
+  await downloadWeights(`${base}/good/${goodName}`, { cacheDir: dir, timeoutMs: 60_000 });
+  t.deepEqual(onlyFile(dir), [goodName, live, fresh, other].map((f) => f.slice(f.lastIndexOf('/') + 1)).sort());
 });
 
 test('an abort signal stops the download and leaves nothing', async (t) => {

@@ -2,7 +2,7 @@
 // same folder, same file names, same SHA-256 prefix check, so a machine that already has
 // torchvision's files reuses them and ours are reused by PyTorch.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { EnvHttpProxyAgent, fetch } from 'undici';
@@ -26,12 +26,28 @@ export interface DownloadOptions {
   progress?: (p: DownloadProgress) => void;
   /** Inactivity timeout: no bytes for this long (connecting included) fails the download. */
   timeoutMs?: number;
+  /**
+   * Slowest acceptable rate, in bytes/s averaged over each `timeoutMs` window: a server that drips
+   * a few bytes at a time never trips the inactivity timeout. Default 1024; 0 turns it off.
+   */
+  minBytesPerSecond?: number;
+  /** Total time allowed for the whole download. Default: none. */
+  deadlineMs?: number;
   /** Check the SHA-256 prefix in the file name (if it has one). Default true. */
   checkHash?: boolean;
   signal?: AbortSignal;
 }
 
-const optionNames = ['cacheDir', 'fileName', 'progress', 'timeoutMs', 'checkHash', 'signal'];
+const optionNames = ['cacheDir', 'fileName', 'progress', 'timeoutMs', 'minBytesPerSecond', 'deadlineMs', 'checkHash', 'signal'];
+
+/** A .partial file whose writer is gone is removed once it is this old (or a day old, whatever its writer). */
+const STALE_PARTIAL_MS = 24 * 60 * 60 * 1000;
+
+interface Limits {
+  timeoutMs: number;
+  minBytesPerSecond: number;
+  deadlineMs: number | undefined;
+}
 
 /** torch.hub's checkpoint folder: $TORCH_HOME/hub/checkpoints, else $XDG_CACHE_HOME/torch/..., else ~/.cache/torch/... */
 export function torchHubCheckpointsDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -89,6 +105,11 @@ export async function downloadWeights(url: string, options: DownloadOptions = {}
   }
   if (progress !== undefined && typeof progress !== 'function') throw invalid('function', 'progress', progress);
   const timeoutMs = positiveInteger('timeoutMs', options.timeoutMs ?? 60_000);
+  const minBytesPerSecond = options.minBytesPerSecond ?? 1024;
+  if (typeof minBytesPerSecond !== 'number' || !(minBytesPerSecond >= 0) || !Number.isFinite(minBytesPerSecond)) {
+    throw invalid('non-negative number', 'minBytesPerSecond', minBytesPerSecond);
+  }
+  const deadlineMs = options.deadlineMs === undefined ? undefined : positiveInteger('deadlineMs', options.deadlineMs);
   const checkHash = boolean('checkHash', options.checkHash ?? true);
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('AbortSignal', 'signal', signal);
   if (signal?.aborted) throw new DownloadError(`Download of ${url} was aborted`, { cause: signal.reason });
@@ -109,7 +130,7 @@ export async function downloadWeights(url: string, options: DownloadOptions = {}
         }
       }
     };
-    const promise = fetchToCache(url, cacheDir, target, hashPrefix, timeoutMs, controller.signal, onProgress);
+    const promise = fetchToCache(url, cacheDir, target, hashPrefix, { timeoutMs, minBytesPerSecond, deadlineMs }, controller.signal, onProgress);
     const created: Job = { promise, controller, waiters };
     const forget = () => {
       if (jobs.get(key) === created) jobs.delete(key);
@@ -149,12 +170,19 @@ async function fetchToCache(
   dir: string,
   target: string,
   hashPrefix: string | undefined,
-  timeoutMs: number,
+  limits: Limits,
   cancel: AbortSignal,
   onProgress: (p: DownloadProgress) => void,
 ): Promise<string> {
+  const { timeoutMs, minBytesPerSecond, deadlineMs } = limits;
   if (await isFile(target)) return target;
-  await mkdir(dir, { recursive: true });
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new DownloadError(`Cannot use the cache folder '${dir}': ${code === 'EEXIST' || code === 'ENOTDIR' ? 'a file is in the way of the folder' : reason(error)}`, { cause: error });
+  }
+  await removeStalePartials(dir, basename(target), timeoutMs);
   // Unique per process and call: two downloaders never write the same temp file.
   const temp = `${target}.${process.pid}.${randomBytes(6).toString('hex')}.partial`;
   const controller = new AbortController();
@@ -162,7 +190,30 @@ async function fetchToCache(
   cancel.addEventListener('abort', stop, { once: true });
   if (cancel.aborted) stop(); // cancelled while we were checking the cache
   let timedOut = false;
+  let tooSlow: string | undefined;
+  let pastDeadline = false;
   let timer: NodeJS.Timeout | undefined;
+  // Rate: every timeoutMs once the body flows, the window's bytes must reach minBytesPerSecond on
+  // average (connecting is the inactivity timeout's business).
+  let windowBytes = 0;
+  let rateTimer: NodeJS.Timeout | undefined;
+  const watchRate = () => {
+    if (minBytesPerSecond === 0) return;
+    rateTimer = setInterval(() => {
+      if (windowBytes < (minBytesPerSecond * timeoutMs) / 1000) {
+        tooSlow = `${windowBytes} bytes in ${timeoutMs} ms, below the minimum of ${minBytesPerSecond} bytes/s`;
+        controller.abort();
+      }
+      windowBytes = 0;
+    }, timeoutMs);
+  };
+  const deadline =
+    deadlineMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          pastDeadline = true;
+          controller.abort();
+        }, deadlineMs);
   const restartTimer = () => {
     clearTimeout(timer);
     timer = setTimeout(() => {
@@ -188,9 +239,14 @@ async function fetchToCache(
       throw new DownloadError(`HTTP ${response.status} ${response.statusText} for ${response.url || url}`);
     }
     const length = response.headers.get('content-length');
-    total = length !== null && /^\d+$/.test(length) ? Number(length) : undefined;
+    // A server may encode anyway (gzip despite 'identity'): fetch decodes the body, and the length
+    // then counts encoded bytes, not the file's. The hash check still guards the content.
+    const encoding = response.headers.get('content-encoding');
+    const encoded = encoding !== null && encoding.trim().toLowerCase() !== 'identity';
+    total = !encoded && length !== null && /^\d+$/.test(length) ? Number(length) : undefined;
     const hash = createHash('sha256');
     file = await open(temp, 'wx');
+    watchRate();
     // Streamed: each chunk is hashed and written, never the whole file in memory.
     for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
       restartTimer();
@@ -198,6 +254,7 @@ async function fetchToCache(
       // A write may be partial: loop until the chunk is on disk.
       for (let at = 0; at < chunk.byteLength; ) at += (await file.write(chunk, at)).bytesWritten;
       received += chunk.byteLength;
+      windowBytes += chunk.byteLength;
       onProgress(total === undefined ? { received } : { received, total });
     }
     clearTimeout(timer);
@@ -218,13 +275,50 @@ async function fetchToCache(
     await file?.close().catch(() => {});
     await unlink(temp).catch(() => {}); // never leave a partial file, whatever failed
     if (timedOut) throw new DownloadError(`No data from ${url} for ${timeoutMs} ms (timeout)`, { cause: error });
+    if (tooSlow !== undefined) throw new DownloadError(`Download of ${url} was too slow: ${tooSlow} (minBytesPerSecond)`, { cause: error });
+    if (pastDeadline) throw new DownloadError(`Download of ${url} did not finish within ${deadlineMs} ms (deadlineMs), ${received} bytes received`, { cause: error });
     if (cancel.aborted) throw new DownloadError(`Download of ${url} was aborted`, { cause: error });
     if (error instanceof DownloadError) throw error;
     const got = total === undefined ? '' : ` after ${received} of ${total} bytes`;
     throw new DownloadError(`Could not download ${url}: ${reason(error)}${got}`, { cause: error });
   } finally {
     clearTimeout(timer);
+    clearInterval(rateTimer);
+    clearTimeout(deadline);
     cancel.removeEventListener('abort', stop);
+  }
+}
+
+/**
+ * Removes `<fileName>.<pid>.<hex>.partial` files that a killed downloader left: those whose
+ * process is gone from this machine and that nobody wrote to for two timeouts, and any a day old.
+ * (A live download on another machine sharing the folder keeps its file's time fresh.)
+ */
+async function removeStalePartials(dir: string, fileName: string, timeoutMs: number): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  const now = Date.now();
+  for (const name of names) {
+    if (!name.startsWith(`${fileName}.`)) continue;
+    const match = /^\.(\d+)\.[0-9a-f]{12}\.partial$/.exec(name.slice(fileName.length));
+    if (!match) continue;
+    const path = join(dir, name);
+    const age = await stat(path).then((s) => now - s.mtimeMs, () => undefined);
+    if (age === undefined) continue;
+    if (age > STALE_PARTIAL_MS || (!processAlive(Number(match[1])) && age > 2 * timeoutMs)) await unlink(path).catch(() => {});
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
   }
 }
 

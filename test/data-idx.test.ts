@@ -184,3 +184,25 @@ test('loader-level checks: image and label counts, label range, options', async 
     message: 'Expected a folder path for root but received undefined of type undefined',
   });
 });
+
+// Hardening: a small gzip that inflates far past what its header declares (a decompression bomb)
+// is stopped at the declared size instead of being inflated whole into memory.
+test('a gzipped IDX file that inflates past its header\'s size stops there with a DataError', async (t) => {
+  const dir = await tempDir(t);
+  const declared = idxBytes([10, 28, 28], new Uint8Array(10 * 28 * 28));
+  const bomb = join(dir, 'bomb.gz');
+  const zeros = gzipSync(Buffer.concat([declared, Buffer.alloc(256 * 1024 * 1024)]), { level: 9 });
+  await writeFile(bomb, zeros);
+  t.true(zeros.length < 1024 * 1024, `${zeros.length} compressed bytes`);
+  const error = await t.throwsAsync(readIdxImages(bomb), { instanceOf: DataError });
+  t.is(error!.message, `Malformed data file '${bomb}' at byte offset 7856: the gzip stream decompresses past the 7856 bytes its header declares (10 x 28 x 28); inflating stopped there`);
+  t.is(error!.offset, 7856);
+
+  // A wrong magic number is still named as such, and a file of the declared size still reads.
+  const wrong = join(dir, 'wrong.gz');
+  await writeFile(wrong, gzipSync(Buffer.concat([Buffer.from([0, 0, 8, 1]), Buffer.alloc(100_000)])));
+  await t.throwsAsync(readIdxImages(wrong), { instanceOf: DataError, message: /bad magic number 0x00000801 of the decompressed data/ });
+  const exact = join(dir, 'exact.gz');
+  await writeFile(exact, gzipSync(declared));
+  t.deepEqual((await readIdxImages(exact)).shape, [10, 28, 28]);
+});

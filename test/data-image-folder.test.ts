@@ -113,3 +113,36 @@ test('broken folders: undecodable image, class without images, no classes, bad o
     message: "Expected one of 'crop', 'stretch' for resize but received 'fit' of type string",
   });
 });
+
+// Hardening: a link back to a folder above it (os.walk, and so torchvision, loops forever there),
+// a link to itself, and a file name that is not valid UTF-8 (torchvision reads it; it used to be
+// dropped silently).
+test('symlink loops are walked once; names that are not UTF-8 are read', async (t) => {
+  const { symlink } = await import('node:fs/promises');
+  const root = await tempDir(t);
+  const a = await image(join(root, 'cat', 'a.png'), 4, 4, 3, 1);
+  await mkdir(join(root, 'cat', 'sub'));
+  await symlink(join(root, 'cat'), join(root, 'cat', 'sub', 'up')); // cat/sub/up -> cat
+  await symlink(join(root, 'cat', 'self'), join(root, 'cat', 'self')); // ELOOP
+  const raw = pixels(4, 4, 3, 2);
+  const latin1Name = Buffer.concat([Buffer.from(join(root, 'dog', 'caf')), Buffer.from([0xe9]), Buffer.from('.png')]); // 'café' in Latin-1
+  await mkdir(join(root, 'dog'));
+  await writeFile(latin1Name, await sharp(raw, { raw: { width: 4, height: 4, channels: 3 } }).png().toBuffer());
+  const data = await ImageFolder.load({ root, size: 4 });
+  t.deepEqual(data.classes, ['cat', 'dog']);
+  t.is(data.length, 2);
+  const [first, second] = [data.get(0), data.get(1)];
+  t.like(first, { source: join(root, 'cat', 'a.png'), label: 0 });
+  t.like(second, { source: join(root, 'dog', 'caf\ufffd.png'), label: 1 });
+  t.deepEqual(Array.from(first.image.data), planar(a, 4, 4, 3));
+  t.deepEqual(Array.from(second.image.data), planar(raw, 4, 4, 3));
+});
+
+test('a file that cannot be read says why, not "unsupported image format"', async (t) => {
+  const { decodeImage } = await import('../lib/data/image-folder.ts');
+  const root = await tempDir(t);
+  await mkdir(join(root, 'folder.png'));
+  const error = await t.throwsAsync(decodeImage(join(root, 'folder.png'), 4, 4, 'crop', new Uint8Array(48)), { instanceOf: DataError });
+  t.is(error!.message, `Cannot read the image '${join(root, 'folder.png')}' (EISDIR)`);
+  t.is(error!.file, join(root, 'folder.png'));
+});

@@ -80,8 +80,24 @@ export function parseIdx(
   return { shape, data: bytes.subarray(headerLength, end) };
 }
 
+/** The whole length an IDX header declares (header included), or just the header's when the magic
+ * is wrong (the parser then says so). */
+function declaredLength(head: Uint8Array, ndim: number): number {
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const headerLength = 4 + 4 * ndim;
+  if (view.getUint32(0) !== 0x800 + ndim) return headerLength;
+  let length = 1;
+  for (let d = 0; d < ndim; d++) length *= view.getUint32(4 + 4 * d);
+  return headerLength + length;
+}
+
 async function readIdx(file: string, ndim: number): Promise<IdxArray> {
-  const { bytes, gzip, truncatedGzipAt } = await readMaybeGzip(file);
+  const headLength = 4 + 4 * ndim;
+  const { bytes, gzip, truncatedGzipAt, inflatedPast } = await readMaybeGzip(file, { headLength, maxLength: (head) => declaredLength(head, ndim) });
+  if (inflatedPast !== undefined && inflatedPast > headLength) {
+    const shape = Array.from({ length: ndim }, (_, d) => new DataView(bytes.buffer, bytes.byteOffset).getUint32(4 + 4 * d));
+    throw malformed(file, inflatedPast, `the gzip stream decompresses past the ${inflatedPast} bytes its header declares (${shape.join(' x ')}); inflating stopped there`);
+  }
   return parseIdx(bytes, file, ndim, truncatedGzipAt === undefined ? { decompressed: gzip } : { decompressed: gzip, truncatedGzipAt });
 }
 

@@ -5,11 +5,9 @@
 // that they can be batched. Alpha is dropped and EXIF orientation is not applied: torchvision's
 // loader (PIL's Image.open(...).convert('RGB')) does neither.
 import { availableParallelism } from 'node:os';
-import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import sharp from 'sharp';
 import { DataError } from './errors.js';
-import { isDirectory } from './files.js';
 
 /** The extensions of torchvision's IMG_EXTENSIONS that sharp can decode (not .bmp, .ppm, .pgm),
  * plus .gif and .avif, which sharp reads too. Compared lower-cased. */
@@ -26,29 +24,71 @@ export type ResizeMode = 'crop' | 'stretch';
 
 export interface ImageFolderScan {
   classes: string[];
-  samples: Array<{ path: string; label: number }>;
+  /**
+   * `path` is for messages and `sources`; `file` is the exact bytes of the path, which differ from
+   * `path` when a name is not valid UTF-8 (such files are read too, as torchvision reads them).
+   */
+  samples: Array<{ path: string; label: number; file: Buffer }>;
 }
 
-const byCodePoint = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b)); // UTF-8 order = code point order
+// Paths are Buffers while walking: a file name that is not valid UTF-8 has no exact string form.
+const byCodePoint = (a: Buffer, b: Buffer) => Buffer.compare(a, b); // UTF-8 byte order = code point order
+const slash = Buffer.from('/');
+const joinPath = (dir: Buffer, name: Buffer) => Buffer.concat(dir.at(-1) === 0x2f ? [dir, name] : [dir, slash, name]);
+const shown = (path: Buffer) => path.toString();
 
-/** Every folder under `dir` (itself included), following links as os.walk(followlinks=True). */
-async function folders(dir: string, out: string[]): Promise<string[]> {
+function unreadable(what: string, path: Buffer, error: unknown): DataError {
+  const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+  return new DataError(`Cannot read the ${what} '${shown(path)}' (${code})`, { file: shown(path), cause: error });
+}
+
+async function list(dir: Buffer): Promise<Buffer[]> {
+  try {
+    return await readdir(dir, { encoding: 'buffer' });
+  } catch (error) {
+    throw unreadable('folder', dir, error);
+  }
+}
+
+/** Follows links; a dangling link or a name that vanished is neither a folder nor a file. */
+async function kindOf(path: Buffer): Promise<'folder' | 'file' | 'other'> {
+  try {
+    const info = await stat(path);
+    return info.isDirectory() ? 'folder' : info.isFile() ? 'file' : 'other';
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ELOOP') return 'other';
+    throw unreadable('file', path, error);
+  }
+}
+
+/**
+ * Every folder under `dir` (itself included), following links as os.walk(followlinks=True), except
+ * a link back to a folder it is already inside: os.walk (and so torchvision) loops forever there.
+ */
+async function folders(dir: Buffer, out: Buffer[], ancestors: ReadonlySet<string> = new Set()): Promise<Buffer[]> {
+  const real = await realpath(dir).catch((error: unknown) => {
+    throw unreadable('folder', dir, error);
+  });
+  if (ancestors.has(real)) return out;
   out.push(dir);
-  for (const name of await readdir(dir)) {
-    if (await isDirectory(join(dir, name))) await folders(join(dir, name), out);
+  const inside = new Set(ancestors).add(real);
+  for (const name of await list(dir)) {
+    const path = joinPath(dir, name);
+    if ((await kindOf(path)) === 'folder') await folders(path, out, inside);
   }
   return out;
 }
 
 /** torchvision's order: `for root, _, files in sorted(os.walk(class_dir))`, then `sorted(files)`.
  * Folders sort by their whole path, so a folder's own files come before its sub-folders'. */
-async function imagesUnder(dir: string, keep: (name: string) => boolean): Promise<string[]> {
-  const out: string[] = [];
+async function imagesUnder(dir: Buffer, keep: (name: string) => boolean): Promise<Buffer[]> {
+  const out: Buffer[] = [];
   for (const folder of (await folders(dir, [])).sort(byCodePoint)) {
-    for (const name of (await readdir(folder)).sort(byCodePoint)) {
-      if (!keep(name)) continue;
-      const info = await stat(join(folder, name)).catch(() => null);
-      if (info?.isFile()) out.push(join(folder, name));
+    for (const name of (await list(folder)).sort(byCodePoint)) {
+      if (!keep(name.toString('latin1'))) continue; // extensions are ASCII: any byte-preserving decoding works
+      const path = joinPath(folder, name);
+      if ((await kindOf(path)) === 'file') out.push(path);
     }
   }
   return out;
@@ -56,19 +96,21 @@ async function imagesUnder(dir: string, keep: (name: string) => boolean): Promis
 
 /** Lists the classes and the images under `root`, without decoding anything. */
 export async function scanImageFolder(root: string, extensions: readonly string[] = imageExtensions): Promise<ImageFolderScan> {
-  if (!(await isDirectory(root))) throw new DataError(`Cannot find the image folder '${root}'`, { file: root });
-  const entries = (await readdir(root)).sort(byCodePoint);
-  const classes: string[] = [];
-  for (const name of entries) if (await isDirectory(join(root, name))) classes.push(name);
+  const rootPath = Buffer.from(root);
+  if ((await kindOf(rootPath)) !== 'folder') throw new DataError(`Cannot find the image folder '${root}'`, { file: root });
+  const entries = (await list(rootPath)).sort(byCodePoint);
+  const classFolders: Buffer[] = [];
+  for (const name of entries) if ((await kindOf(joinPath(rootPath, name))) === 'folder') classFolders.push(name);
+  const classes = classFolders.map((name) => name.toString());
   if (classes.length === 0) throw new DataError(`Cannot find any class folder in '${root}'`, { file: root });
   const wanted = new Set(extensions.map((e) => e.toLowerCase()));
   const keep = (name: string) => [...wanted].some((e) => name.toLowerCase().endsWith(e));
   const samples: ImageFolderScan['samples'] = [];
   const empty: string[] = [];
-  for (const [label, name] of classes.entries()) {
-    const paths = await imagesUnder(join(root, name), keep);
-    if (paths.length === 0) empty.push(name);
-    for (const path of paths) samples.push({ path, label });
+  for (const [label, name] of classFolders.entries()) {
+    const paths = await imagesUnder(joinPath(rootPath, name), keep);
+    if (paths.length === 0) empty.push(classes[label]!);
+    for (const file of paths) samples.push({ path: shown(file), label, file });
   }
   // As torchvision: a class with no image is an error, not a silently unused label.
   if (empty.length > 0) {
@@ -78,10 +120,19 @@ export async function scanImageFolder(root: string, extensions: readonly string[
 }
 
 /** Decodes one image to `height` x `width` sRGB, channel-planar, into `out` (3 * height * width). */
-export async function decodeImage(path: string, height: number, width: number, resize: ResizeMode, out: Uint8Array): Promise<void> {
+export async function decodeImage(file: string | Buffer, height: number, width: number, resize: ResizeMode, out: Uint8Array): Promise<void> {
+  const path = file.toString();
+  // Read here rather than by sharp: an unreadable file then says why (EACCES, EISDIR...), where
+  // sharp says "unsupported image format", and a name that is not UTF-8 can still be opened.
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (error) {
+    throw unreadable('image', Buffer.from(file), error);
+  }
   let raw: { data: Buffer; info: sharp.OutputInfo };
   try {
-    raw = await sharp(path, { failOn: 'error' })
+    raw = await sharp(bytes, { failOn: 'error' })
       .resize(width, height, { fit: resize === 'crop' ? 'cover' : 'fill', position: 'centre' })
       .removeAlpha()
       .toColourspace('srgb')
@@ -126,10 +177,10 @@ export async function readImageFolder(
   const runner = async () => {
     while (next < scan.samples.length && !failed) {
       const i = next++;
-      const { path, label } = scan.samples[i]!;
+      const { file, label } = scan.samples[i]!;
       labels[i] = label;
       try {
-        await decodeImage(path, height, width, resize, pixels.subarray(i * size, (i + 1) * size));
+        await decodeImage(file, height, width, resize, pixels.subarray(i * size, (i + 1) * size));
       } catch (error) {
         failed = true;
         throw error;

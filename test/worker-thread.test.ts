@@ -34,3 +34,19 @@ test('a worker that exits with a model still alive ends cleanly', async (t) => {
   const code = await new Promise((resolve) => worker.once('exit', resolve));
   t.is(code, 0);
 });
+
+// Hardening: terminating a worker while it imports the package, creates models, loads weights or
+// runs a forward used to abort the whole process (SIGABRT: an error thrown into the shutting-down
+// environment reached std::terminate). The workers run in a child process so that an abort shows
+// as its exit status instead of taking the test runner down.
+test('worker.terminate() at any moment leaves the process alive', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['--import=tsx', new URL('./helpers/terminate-workers.ts', import.meta.url).pathname, '12'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.once('exit', (c, s) => resolve([c, s])));
+  t.is(signal, null, out);
+  t.is(code, 0, out);
+  t.regex(out, /terminated 12 workers/);
+});

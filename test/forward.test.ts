@@ -101,3 +101,35 @@ test('the binding checks shapes itself: an overflowing or mismatched shape is a 
   await t.throwsAsync(model.forward(empty), { code: 'ERR_RESNET_SHAPE', message: /N, H, W >= 1/ } as never);
   await model.dispose();
 });
+
+// Hardening: NaN and infinite inputs used to give plausible finite logits on the fused engines (an
+// all-NaN batch answered exactly the all-zero batch's logits). They are refused on every path.
+test('non-finite inputs are an InvalidArgumentError on every engine, in training and for features', async (t) => {
+  const model = await resnet18({ numClasses: 10, seed: 3 });
+  const cases: Array<[string, (x: Float32Array) => void, RegExp]> = [
+    ['all NaN', (x) => x.fill(Number.NaN), /received NaN at \[0, 0, 0, 0\]$/],
+    ['one NaN', (x) => (x[((1 * 3 + 2) * 24 + 5) * 24 + 7] = Number.NaN), /received NaN at \[1, 2, 5, 7\]$/],
+    ['+Infinity', (x) => (x[24 * 24 + 3] = Number.POSITIVE_INFINITY), /received Infinity at \[0, 1, 0, 3\]$/],
+    ['-Infinity', (x) => (x[2 * 3 * 24 * 24 - 1] = Number.NEGATIVE_INFINITY), /received -Infinity at \[1, 2, 23, 23\]$/],
+  ];
+  for (const engine of ['auto', 'torchscript', 'none'] as const) {
+    await model.setInferenceEngine(engine);
+    for (const [name, spoil, message] of cases) {
+      const x = randomTensor([2, 3, 24, 24], 5);
+      spoil(x.data as Float32Array);
+      await t.throwsAsync(model.forward(x), { instanceOf: InvalidArgumentError, message }, `${engine}: ${name}`);
+    }
+  }
+  const x = randomTensor([2, 3, 24, 24], 5);
+  (x.data as Float32Array)[100] = Number.NaN;
+  await t.throwsAsync(model.features(x, { layers: ['layer1'] }), { instanceOf: InvalidArgumentError, message: /^Expected finite input values/ });
+  const trainer = model.trainer({ optimizer: { type: 'sgd', lr: 0.1 } });
+  const before = await model.stateDict();
+  await t.throwsAsync(trainer.step(x, new BigInt64Array([1n, 2n])), { instanceOf: InvalidArgumentError, message: /^Expected finite input values/ });
+  t.deepEqual(await model.stateDict(), before); // the refused step changed nothing
+  // Finite extremes are fine.
+  const big = randomTensor([1, 3, 24, 24], 6);
+  (big.data as Float32Array)[0] = 3.4e38;
+  t.deepEqual((await model.forward(big)).shape, [1, 10]);
+  model.dispose();
+});

@@ -2,6 +2,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <sstream>
 
@@ -82,6 +83,36 @@ void copy_bytes_parallel(void* dst, const void* src, size_t bytes) {
       std::memcpy(out + offset, in + offset, std::min(kChunk, bytes - offset));
     }
   });
+}
+
+int64_t first_non_finite(const float* values, int64_t n) {
+  constexpr int64_t kChunk = 1 << 14;
+  const auto chunks = (n + kChunk - 1) / kChunk;
+  std::atomic<int64_t> first{-1};
+  at::parallel_for(0, chunks, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      const int64_t lo = c * kChunk;
+      const int64_t hi = std::min(n, lo + kChunk);
+      // Branch-free over the chunk (vectorised), then the exact index only for a chunk that has one.
+      uint32_t any = 0;
+      for (int64_t i = lo; i < hi; ++i) {
+        uint32_t bits;
+        std::memcpy(&bits, values + i, sizeof bits);
+        any |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+      }
+      if (!any) continue;
+      for (int64_t i = lo; i < hi; ++i) {
+        uint32_t bits;
+        std::memcpy(&bits, values + i, sizeof bits);
+        if ((bits & 0x7f800000u) != 0x7f800000u) continue;
+        int64_t seen = first.load();
+        while ((seen < 0 || i < seen) && !first.compare_exchange_weak(seen, i)) {
+        }
+        break;
+      }
+    }
+  });
+  return first.load();
 }
 
 std::shared_ptr<void> allocate_pinned(size_t bytes) {

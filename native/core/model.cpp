@@ -4,6 +4,7 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/cuda.h>
 
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -107,6 +108,20 @@ at::Tensor Model::Impl::images_on_device(const HostTensor& input) const {
     for (size_t i = 0; i < input.shape.size(); ++i) msg << (i ? ", " : "") << input.shape[i];
     msg << "]";
     throw Error(codes::kShape, msg.str());
+  }
+  // A NaN or an infinity must not come out as plausible logits: the fused engines (ReLU as max(0, x),
+  // folded BatchNorm) turn some of them into finite numbers. Refused up front, for every path.
+  const int64_t bad = first_non_finite(static_cast<const float*>(input.data), input.numel());
+  if (bad >= 0) {
+    uint32_t bits;
+    std::memcpy(&bits, static_cast<const float*>(input.data) + bad, sizeof bits);
+    const char* kind = (bits & 0x007fffffu) != 0 ? "NaN" : (bits >> 31) ? "-Infinity" : "Infinity";
+    const int64_t plane = input.shape[2] * input.shape[3];
+    std::ostringstream msg;
+    msg << "Expected finite input values but received " << kind
+        << " at [" << bad / (input.shape[1] * plane) << ", " << (bad / plane) % input.shape[1] << ", "
+        << (bad % plane) / input.shape[3] << ", " << bad % input.shape[3] << "]";
+    throw Error(codes::kInvalidArgument, msg.str());
   }
   at::Tensor host = view_host(input);
   at::Tensor x = device.is_cuda() ? host.pin_memory().to(device, /*non_blocking=*/true) : host.to(device);

@@ -50,6 +50,10 @@ std::shared_ptr<void> allocate_pinned(size_t bytes);
 // copy is parallel too).
 void copy_bytes_parallel(void* dst, const void* src, size_t bytes);
 
+// The index of the first NaN or infinity among n floats, or -1 when all are finite. Parallel over
+// the intra-op threads; reads the bits (exponent all ones), so it holds under -ffast-math too.
+int64_t first_non_finite(const float* values, int64_t n);
+
 using NamedTensors = std::vector<std::pair<std::string, HostTensor>>;
 
 enum class BlockKind { Basic, Bottleneck };

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NativeBinding } from '../types/native.js';
+import { defaultThreads } from './threads.js';
 
 // LibTorch's BLAS here is OpenBLAS, whose own thread pool (a) competes with LibTorch's OpenMP
 // threads for the same cores and (b) deadlocks in its fork() handler when several threads of the
@@ -30,6 +31,10 @@ function findPackageRoot(start: string): string {
 const packageRoot = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
 
 export const native = bindings({ bindings: 'libtorch_resnet', module_root: packageRoot }) as NativeBinding;
+
+// Before any setNumThreads(), the addon answers the physical cores it may run on; OMP_NUM_THREADS
+// and a cgroup CPU quota lower that (lib/threads.ts).
+native.setNumThreads(defaultThreads(native.getNumThreads()).threads);
 
 export type {
   NativeBinding,

@@ -12,8 +12,9 @@ export function cudaDeviceCount(): number {
 }
 
 /**
- * Intra-op threads for LibTorch's kernels, for every model in the process. Defaults to the
- * physical cores this process may run on (Debian's LibTorch would otherwise start with 1).
+ * Intra-op threads for LibTorch's kernels, for every model in the process. Defaults to
+ * OMP_NUM_THREADS when it is set (as PyTorch), else to the physical cores this process may run on,
+ * capped by its cgroup's CPU quota (a container's --cpus). Debian's LibTorch would start with 1.
  * Applied by each model's executor thread before its next job; when several models run jobs at
  * the same moment, each job gets an equal share (at least 1), so the cores are not oversubscribed.
  */

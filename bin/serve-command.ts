@@ -9,7 +9,7 @@ import { createServer } from '../lib/serve/server.js';
 import { UsageError } from './train-commands.js';
 
 export const serveUsage = `  serve [--arch A] [--weights FILE|NAME] [--num-classes N] [--seed S] [--port 8080]
-        [--host 127.0.0.1] [--max-batch 16] [--max-delay-ms 5] [--replicas 1] [--max-queue 256]
+        [--host 127.0.0.1] [--max-batch 16] [--max-delay-ms 0] [--replicas 1] [--max-queue 256]
         [--timeout-ms 30000] [--body-limit BYTES] [--topk 5] [--threads N]
         [--shutdown-delay-ms 0] [--log-level warn]
         HTTP: POST /v1/classify, POST /v1/features, GET /healthz, /readyz, /metrics`;

@@ -296,3 +296,29 @@ test('createServer() validates its options', (t) => {
   t.throws(() => createServer({ model, batchSize: 4 } as never), { message: /Unknown option 'batchSize'/ });
   t.throws(() => createServer({ model, bodyLimit: -1 }), { message: /bodyLimit/ });
 });
+
+// Hardening: sockets that dripped a body one byte at a time stayed open past 150 s (100 of them
+// held 640 MB). A body not received within bodyTimeoutMs gets 408 and its connection is closed.
+test('a body that arrives too slowly gets 408 and a closed connection; a normal request still works', async (t) => {
+  const { connect } = await import('node:net');
+  const slow = createServer({ model, bodyTimeoutMs: 400, preprocess: prep });
+  const address = new URL(await slow.listen(0));
+  try {
+    const socket = connect(Number(address.port), address.hostname);
+    let received = '';
+    socket.on('data', (d) => (received += d));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write('POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n');
+    const drip = setInterval(() => socket.writable && socket.write('x'), 100);
+    await closed;
+    clearInterval(drip);
+    t.regex(received, /^HTTP\/1\.1 408 Request Timeout\r\n/);
+    const body = JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4)) as ErrorBody;
+    t.deepEqual(body.error, { code: 'ERR_RESNET_REQUEST_TIMEOUT', message: 'The request body was not received within 400 ms' });
+    const ok = await fetch(new URL('/v1/classify', address), { method: 'POST', body: await makeImage(1), headers: { 'content-type': 'image/png' } });
+    t.is(ok.status, 200);
+  } finally {
+    await slow.close();
+  }
+  t.throws(() => createServer({ model, bodyTimeoutMs: 0 }), { instanceOf: InvalidArgumentError, message: /bodyTimeoutMs/ });
+});

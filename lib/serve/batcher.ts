@@ -2,7 +2,8 @@
 //
 // Requests put their images ([1, C, H, W] each) on one shared FIFO queue. Each replica, when idle,
 // takes the oldest image and the next images with the same task and size, up to `maxBatch`, as
-// soon as it has `maxBatch` of them or the oldest has waited `maxDelayMs`. A replica runs one
+// soon as it has `maxBatch` of them or the oldest has waited `maxDelayMs` (0 by default: at once,
+// so batches are what queued while the replicas were busy). A replica runs one
 // batch at a time (its executor thread would serialise them anyway); replicas run in parallel.
 // The outputs ([B, ...] per named output) are cut back into one row per image, and a request
 // resolves when all of its images have their rows. The queue is bounded in images (`maxQueue`):
@@ -58,7 +59,11 @@ export interface BatcherOptions<M> {
   replicas: readonly M[];
   /** Images per forward at most (1 turns batching off). Default 16. */
   maxBatch?: number;
-  /** How long the oldest queued image may wait for others to join its batch. Default 5. */
+  /**
+   * How long the oldest queued image may wait for others to join its batch while a replica is idle.
+   * Default 0: an idle replica takes what is queued at once, and batches form from what queues
+   * while the replicas are busy (a lone request does not pay a wait; a busy server still batches).
+   */
   maxDelayMs?: number;
   /** Images waiting (not yet running) at most; a request that does not fit is refused. Default 256. */
   maxQueue?: number;
@@ -120,7 +125,7 @@ export class Batcher<M> {
     this.#replicas = [...options.replicas];
     this.#busy = this.#replicas.map(() => false);
     this.maxBatch = v.positiveInteger('maxBatch', options.maxBatch ?? 16);
-    this.maxDelayMs = v.nonNegativeInteger('maxDelayMs', options.maxDelayMs ?? 5);
+    this.maxDelayMs = v.nonNegativeInteger('maxDelayMs', options.maxDelayMs ?? 0);
     this.maxQueue = v.positiveInteger('maxQueue', options.maxQueue ?? 256);
     this.timeoutMs = v.positiveInteger('timeoutMs', options.timeoutMs ?? 30000);
     if (options.onBatch !== undefined && typeof options.onBatch !== 'function') throw v.invalid('a function', 'onBatch', options.onBatch);

@@ -25,7 +25,7 @@ export interface ServerOptions {
   replicas?: ResNet[];
   /** Images per forward at most; 1 turns batching off. Default 16. */
   maxBatch?: number;
-  /** How long the first image of a batch waits for others. Default 5. */
+  /** How long the first image of a batch waits for others while a replica is idle. Default 0 (see Batcher). */
   maxDelayMs?: number;
   /** Images waiting for a forward at most; beyond it requests get 503. Default 256. */
   maxQueue?: number;
@@ -33,6 +33,12 @@ export interface ServerOptions {
   timeoutMs?: number;
   /** Request body limit in bytes (raw body, or all files of a multipart body). Default 10 MiB. */
   bodyLimit?: number;
+  /**
+   * Time from a request's arrival until its body has been received whole; a client still sending
+   * then gets 408 and its connection is closed (slow bodies would otherwise hold sockets and
+   * memory for ever). Default 60000.
+   */
+  bodyTimeoutMs?: number;
   /** Images per request at most (multipart). Default: min(maxQueue, 64). */
   maxImages?: number;
   /** Predictions per image unless `?topk=` says otherwise. Default 5. */
@@ -77,6 +83,7 @@ const optionNames = [
   'maxQueue',
   'timeoutMs',
   'bodyLimit',
+  'bodyTimeoutMs',
   'maxImages',
   'topk',
   'labels',
@@ -88,6 +95,7 @@ const optionNames = [
 
 interface Settings {
   bodyLimit: number;
+  bodyTimeoutMs: number;
   maxImages: number;
   topk: number;
   numClasses: number;
@@ -118,6 +126,7 @@ export function createServer(options: ServerOptions): ResNetServer {
   }
   const settings: Settings = {
     bodyLimit: v.positiveInteger('bodyLimit', options.bodyLimit ?? 10 * 1024 * 1024),
+    bodyTimeoutMs: v.positiveInteger('bodyTimeoutMs', options.bodyTimeoutMs ?? 60_000),
     maxImages: v.positiveInteger('maxImages', options.maxImages ?? Math.min(batcher.maxQueue, 64)),
     topk: Math.min(v.positiveInteger('topk', options.topk ?? 5), numClasses),
     numClasses,
@@ -140,12 +149,15 @@ export function createServer(options: ServerOptions): ResNetServer {
     bodyLimit: settings.bodyLimit,
     // We answer requests that arrive while draining ourselves (503 for work, 200 for /healthz).
     return503OnClosing: false,
+    // Node's own whole-request limit, checked every 30 s; bodyTimeoutMs below is the precise one.
+    requestTimeout: settings.bodyTimeoutMs + 30_000,
   });
 
   let ready = true;
   let draining = false;
 
   app.addHook('onRequest', async (request, reply) => {
+    watchBody(request, reply, settings.bodyTimeoutMs);
     if (draining && request.url.startsWith('/v1/')) {
       reply.header('connection', 'close');
       throw new ShuttingDownError('The server is shutting down');
@@ -335,6 +347,27 @@ async function readImages(request: FastifyRequest, settings: Settings): Promise<
     throw new InvalidArgumentError('Expected an image in the request body (Content-Type image/*, application/octet-stream or multipart/form-data) but received none');
   }
   throw new UnsupportedMediaTypeError(`Expected Content-Type image/*, application/octet-stream or multipart/form-data but received ${request.headers['content-type'] ?? 'none'}`);
+}
+
+/**
+ * Closes the connection of a request whose body is not in after `ms`, with a 408 written straight
+ * to the socket (the handler may be waiting on that very body). A complete request is left alone.
+ */
+function watchBody(request: FastifyRequest, reply: FastifyReply, ms: number): void {
+  const raw = request.raw;
+  if (raw.complete) return;
+  const timer = setTimeout(() => {
+    if (raw.complete || raw.socket.destroyed) return;
+    const body = JSON.stringify({ error: { code: 'ERR_RESNET_REQUEST_TIMEOUT', message: `The request body was not received within ${ms} ms` } });
+    const socket = raw.socket;
+    if (!reply.raw.headersSent && socket.writable) {
+      socket.end(`HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    }
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }, ms);
+  timer.unref();
+  raw.once('end', () => clearTimeout(timer));
+  raw.once('close', () => clearTimeout(timer));
 }
 
 function parsePositiveInteger(name: string, value: unknown): number {

@@ -10,7 +10,8 @@ import { UsageError } from './train-commands.js';
 
 export const serveUsage = `  serve [--arch A] [--weights FILE|NAME] [--num-classes N] [--seed S] [--port 8080]
         [--host 127.0.0.1] [--max-batch 16] [--max-delay-ms 0] [--replicas 1] [--max-queue 256]
-        [--timeout-ms 30000] [--body-limit BYTES] [--topk 5] [--threads N]
+        [--timeout-ms 30000] [--body-limit BYTES] [--body-timeout-ms 60000] [--max-pixels N]
+        [--decode-concurrency N] [--max-response-bytes N] [--topk 5] [--threads N]
         [--shutdown-delay-ms 0] [--log-level warn]
         HTTP: POST /v1/classify, POST /v1/features, GET /healthz, /readyz, /metrics`;
 
@@ -22,6 +23,10 @@ const integerOptions = {
   'max-queue': 'maxQueue',
   'timeout-ms': 'timeoutMs',
   'body-limit': 'bodyLimit',
+  'body-timeout-ms': 'bodyTimeoutMs',
+  'max-pixels': 'maxPixels',
+  'decode-concurrency': 'decodeConcurrency',
+  'max-response-bytes': 'maxResponseBytes',
   topk: 'topk',
   threads: 'threads',
   'num-classes': 'numClasses',
@@ -84,6 +89,10 @@ export async function serve(args: string[], json: boolean): Promise<void> {
       ...(n.maxQueue !== undefined && { maxQueue: n.maxQueue }),
       ...(n.timeoutMs !== undefined && { timeoutMs: n.timeoutMs }),
       ...(n.bodyLimit !== undefined && { bodyLimit: n.bodyLimit }),
+      ...(n.bodyTimeoutMs !== undefined && { bodyTimeoutMs: n.bodyTimeoutMs }),
+      ...(n.maxPixels !== undefined && { maxPixels: n.maxPixels }),
+      ...(n.decodeConcurrency !== undefined && { decodeConcurrency: n.decodeConcurrency }),
+      ...(n.maxResponseBytes !== undefined && { maxResponseBytes: n.maxResponseBytes }),
       ...(n.topk !== undefined && { topk: n.topk }),
       ...(n.shutdownDelayMs !== undefined && { shutdownDelayMs: n.shutdownDelayMs }),
       logger: { level: logLevel },

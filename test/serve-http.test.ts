@@ -322,3 +322,92 @@ test('a body that arrives too slowly gets 408 and a closed connection; a normal 
   }
   t.throws(() => createServer({ model, bodyTimeoutMs: 0 }), { instanceOf: InvalidArgumentError, message: /bodyTimeoutMs/ });
 });
+
+/** A valid PNG that declares width x height (gray, 8-bit) but holds a few bytes of pixel data: its
+ * header is all a decoder needs to promise an enormous allocation. */
+async function declaredPng(width: number, height: number): Promise<Buffer> {
+  const { crc32, deflateSync } = await import('node:zlib');
+  const chunk = (type: string, data: Buffer) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([length, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 0, 0, 0, 0], 8); // 8-bit grayscale, no interlace
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+// Hardening: sixteen 32 KB PNGs declaring 16383 x 16383 pixels passed 8 GB of memory. Images are
+// now refused by their headers, before any decoding, against Pillow's decompression-bomb limit.
+test('decompression bombs are refused from their headers with a 400', async (t) => {
+  const bomb = await declaredPng(16383, 16383);
+  t.true(bomb.length < 1024);
+  const form = new FormData();
+  for (let i = 0; i < 16; i++) form.append('image', new Blob([bomb], { type: 'image/png' }), `bomb${i}.png`);
+  const r = await post('/v1/classify', form);
+  t.is(r.status, 400);
+  const { error } = r.json as ErrorBody;
+  t.is(error.code, 'ERR_RESNET_IMAGE');
+  t.regex(error.message, /\(inputs\[0\]\): 16383x16383 = 268402689 pixels is over the limit of 89478485 pixels \(maxPixels\)$/);
+  await t.throwsAsync(preprocess(bomb), { message: /16383x16383 = 268402689 pixels is over the limit of 89478485 pixels \(maxPixels\)$/ });
+  await t.throwsAsync(preprocess(await makeImage(1), { maxPixels: 1000 }), { message: /96x80 = 7680 pixels is over the limit of 1000 pixels/ });
+});
+
+test('decoding is bounded across requests, and a request that cannot be queued is refused before decoding', async (t) => {
+  let active = 0;
+  let peak = 0;
+  let calls = 0;
+  const counting = async (image: Uint8Array) => {
+    calls++;
+    active++;
+    peak = Math.max(peak, active);
+    try {
+      await new Promise((r) => setTimeout(r, 30));
+      return await preprocess(image, prep);
+    } finally {
+      active--;
+    }
+  };
+  const bounded = createServer({ model, preprocess: counting, decodeConcurrency: 2, maxQueue: 6, maxImages: 16 });
+  const address = await bounded.listen(0);
+  try {
+    const form = (n: number) => {
+      const f = new FormData();
+      for (let i = 0; i < n; i++) f.append('image', new Blob([images[i % images.length]!], { type: 'image/png' }), `${i}.png`);
+      return f;
+    };
+    const images = [await makeImage(1), await makeImage(2), await makeImage(3)];
+    const answers = await Promise.all([6, 5].map((n) => fetch(`${address}/v1/classify`, { method: 'POST', body: form(n) })));
+    t.deepEqual(answers.map((a) => a.status), [200, 200]);
+    t.is(calls, 11);
+    t.is(peak, 2);
+    calls = 0;
+    const tooMany = await fetch(`${address}/v1/classify`, { method: 'POST', body: form(7) });
+    t.is(tooMany.status, 413);
+    t.regex(((await tooMany.json()) as ErrorBody).error.message, /7/);
+    t.is(calls, 0); // refused before any image was decoded
+  } finally {
+    await bounded.close();
+  }
+});
+
+// Hardening: 64 images to /v1/features as JSON turned 1.35 MB into a 491 MB response.
+test('a /v1/features response over maxResponseBytes is a 413 that says what to change', async (t) => {
+  const small = createServer({ model, preprocess: prep, maxResponseBytes: 100_000 });
+  const address = await small.listen(0);
+  try {
+    const image = await makeImage(4);
+    const json = await fetch(`${address}/v1/features?layers=stem`, { method: 'POST', body: image, headers: { 'content-type': 'image/png' } });
+    t.is(json.status, 413);
+    t.regex(((await json.json()) as ErrorBody).error.message, /would be about 0\.2 MiB \(16384 values as json\), over the limit of 0\.1 MiB \(maxResponseBytes\): ask for fewer images or layers, or encoding=base64$/);
+    const base64 = await fetch(`${address}/v1/features?layers=stem&encoding=base64`, { method: 'POST', body: image, headers: { 'content-type': 'image/png' } });
+    t.is(base64.status, 200);
+  } finally {
+    await small.close();
+  }
+});

@@ -65,7 +65,16 @@ export interface PreprocessOptions {
   /** Default 'bilinear', as every torchvision ResNet weights entry. */
   interpolation?: Interpolation;
   resampler?: Resampler;
+  /**
+   * Largest image accepted, in pixels (width x height, read from the header before decoding).
+   * Default 89,478,485: Pillow's MAX_IMAGE_PIXELS, its decompression-bomb limit. A 32 KB PNG can
+   * declare 16383 x 16383 pixels, 800 MB once decoded.
+   */
+  maxPixels?: number;
 }
+
+/** Pillow's Image.MAX_IMAGE_PIXELS: 1024 * 1024 * 1024 // 4 // 3. */
+export const defaultMaxPixels = 89_478_485;
 
 export interface PreprocessBatchOptions extends PreprocessOptions {
   /** Images decoded at the same time (each holds its full-size pixels while it is). Default:
@@ -76,7 +85,7 @@ export interface PreprocessBatchOptions extends PreprocessOptions {
 export const imagenetMean: RGB = Object.freeze([0.485, 0.456, 0.406] as const);
 export const imagenetStd: RGB = Object.freeze([0.229, 0.224, 0.225] as const);
 
-const optionNames = ['resize', 'crop', 'mean', 'std', 'interpolation', 'resampler'] as const;
+const optionNames = ['resize', 'crop', 'mean', 'std', 'interpolation', 'resampler', 'maxPixels'] as const;
 
 // sharp's runtime has 'linear' (libvips' triangle kernel); its 0.33 typings leave it out.
 const sharpKernel: Record<Interpolation, keyof sharp.KernelEnum> = {
@@ -90,6 +99,7 @@ interface Resolved {
   crop: number;
   interpolation: Interpolation;
   resampler: Resampler;
+  maxPixels: number;
   /** Per channel: byte -> normalised value. */
   tables: [Float32Array, Float32Array, Float32Array];
 }
@@ -123,6 +133,7 @@ function resolve(options: unknown, extra: readonly string[] = []): Resolved {
     crop: o.crop === undefined ? 224 : positiveInteger('crop', o.crop),
     interpolation: o.interpolation === undefined ? 'bilinear' : oneOf('interpolation', o.interpolation, interpolations),
     resampler: o.resampler === undefined ? 'sharp' : oneOf('resampler', o.resampler, resamplers),
+    maxPixels: o.maxPixels === undefined ? defaultMaxPixels : positiveInteger('maxPixels', o.maxPixels),
     tables: tables(
       o.mean === undefined ? imagenetMean : rgb('mean', o.mean, false),
       o.std === undefined ? imagenetStd : rgb('std', o.std, true),
@@ -167,12 +178,15 @@ interface Pixels {
 }
 
 /** Decodes to 8-bit RGB, interleaved, upright, with the bytes Pillow's convert('RGB') gives. */
-async function decode(input: ImageInput): Promise<Pixels> {
+async function decode(input: ImageInput, maxPixels: number): Promise<Pixels> {
   const source = typeof input === 'string' || Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   // failOn 'error': files with recoverable damage (e.g. extraneous bytes in a JPEG) load, as in
   // Pillow; truncated files do not. ignoreIcc: Pillow does not colour-manage either.
-  const open = () => sharp(source, { failOn: 'error', ignoreIcc: true });
-  const { space } = await open().metadata();
+  // limitInputPixels: libvips' own guard, behind the check of the header below.
+  const open = () => sharp(source, { failOn: 'error', ignoreIcc: true, limitInputPixels: maxPixels });
+  const header = await sharp(source, { failOn: 'error', limitInputPixels: false }).metadata();
+  checkPixels(header.width, header.height, maxPixels);
+  const space = header.space;
   const cmyk = space === 'cmyk';
   const pipeline = cmyk
     ? open().rotate().pipelineColourspace('cmyk').toColourspace('cmyk') // raw CMYK, converted below
@@ -194,6 +208,13 @@ async function decode(input: ImageInput): Promise<Pixels> {
     }
   }
   return { data: out, width, height };
+}
+
+/** Refuses, from the header alone, an image over `maxPixels` (a decompression bomb). */
+export function checkPixels(width: number | undefined, height: number | undefined, maxPixels: number): void {
+  if (width !== undefined && height !== undefined && width * height > maxPixels) {
+    throw new Error(`${width}x${height} = ${width * height} pixels is over the limit of ${maxPixels} pixels (maxPixels)`);
+  }
 }
 
 /** torchvision's _compute_resized_output_size for a single size: [width, height]. */
@@ -269,7 +290,7 @@ async function transform(pixels: Pixels, o: Resolved, out: Float32Array, offset:
 
 async function preprocessInto(input: ImageInput, o: Resolved, out: Float32Array, offset: number, index?: number): Promise<void> {
   try {
-    await transform(await decode(input), o, out, offset);
+    await transform(await decode(input, o.maxPixels), o, out, offset);
   } catch (error) {
     throw new ImageError(input, message(error), { cause: error, ...(index === undefined ? {} : { index }) });
   }

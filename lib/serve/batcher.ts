@@ -174,15 +174,7 @@ export class Batcher<M> {
           throw v.invalid('float32 tensors of shape [1, C, H, W]', 'images', image);
         }
       }
-      if (images.length > this.maxQueue) {
-        throw new PayloadTooLargeError(`A request may hold ${this.maxQueue} images at most (maxQueue) but this one has ${images.length}`);
-      }
-      if (this.#queue.length + images.length > this.maxQueue) {
-        throw new QueueFullError(
-          `The queue is full (${this.#queue.length} of ${this.maxQueue} images waiting); try again later`,
-          this.#retryAfterSeconds(),
-        );
-      }
+      this.checkRoom(images.length);
       if (options.signal?.aborted) throw new ClientClosedError('The request was aborted');
     } catch (error) {
       return Promise.reject(error);
@@ -262,6 +254,20 @@ export class Batcher<M> {
     const waiters = this.#drainWaiters;
     this.#drainWaiters = [];
     for (const resolve of waiters) resolve();
+  }
+
+  /**
+   * Throws what submit() would for `count` more images now (shutting down, over maxQueue, queue
+   * full), so a caller can refuse a request before spending anything on it (decoding its images).
+   */
+  checkRoom(count: number): void {
+    if (this.#closing) throw new ShuttingDownError('The server is shutting down');
+    if (count > this.maxQueue) {
+      throw new PayloadTooLargeError(`A request may hold ${this.maxQueue} images at most (maxQueue) but this one has ${count}`);
+    }
+    if (this.#queue.length + count > this.maxQueue) {
+      throw new QueueFullError(`The queue is full (${this.#queue.length} of ${this.maxQueue} images waiting); try again later`, this.#retryAfterSeconds());
+    }
   }
 
   #retryAfterSeconds(): number {

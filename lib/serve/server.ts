@@ -1,16 +1,20 @@
 // An HTTP server for classification and embeddings: fastify, dynamic batching over one or more
 // model replicas, Prometheus metrics, graceful shutdown. See lib/serve/README.md for the protocol.
 import multipart from '@fastify/multipart';
+import { availableParallelism } from 'node:os';
+import sharp from 'sharp';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Registry } from 'prom-client';
 import { InvalidArgumentError, ResNetError } from '../errors.js';
-import { fromTransforms, imagenetMean, imagenetStd, preprocess as preprocessImage, type PreprocessOptions } from '../image/preprocess.js';
+import { ImageError } from '../image/errors.js';
+import { checkPixels, defaultMaxPixels, fromTransforms, imagenetMean, imagenetStd, preprocess as preprocessImage, type PreprocessOptions } from '../image/preprocess.js';
 import type { ResNet } from '../model.js';
 import { Tensor } from '../tensor.js';
 import { topPredictions, type Prediction } from '../classify.js';
 import * as v from '../validate.js';
 import { imagenetCategories } from '../weights/registry.js';
 import { Batcher, type BatchTask, type ImageOutput } from './batcher.js';
+import { DecodeGate } from './decode-gate.js';
 import { ClientClosedError, PayloadTooLargeError, ShuttingDownError, UnsupportedMediaTypeError } from './errors.js';
 import { httpError } from './http-errors.js';
 import { createMetrics } from './metrics.js';
@@ -41,6 +45,17 @@ export interface ServerOptions {
   bodyTimeoutMs?: number;
   /** Images per request at most (multipart). Default: min(maxQueue, 64). */
   maxImages?: number;
+  /** Largest image accepted, in pixels, read from its header before decoding (400 beyond). Default 89,478,485 (Pillow's). */
+  maxPixels?: number;
+  /** Images decoding at once, all requests together. Default: the CPUs, at most 4. */
+  decodeConcurrency?: number;
+  /** Pixels (by their headers) decoding at once, all requests together. Default 2 x maxPixels. */
+  decodeBudgetPixels?: number;
+  /**
+   * Largest response body of /v1/features, estimated from the feature maps before it is written
+   * (a JSON float takes about 12 bytes); beyond it 413 naming base64 and fewer layers. Default 64 MiB.
+   */
+  maxResponseBytes?: number;
   /** Predictions per image unless `?topk=` says otherwise. Default 5. */
   topk?: number;
   /** Class names by index. Default: ImageNet's when the model has pretrained weights, else the index. */
@@ -85,6 +100,10 @@ const optionNames = [
   'bodyLimit',
   'bodyTimeoutMs',
   'maxImages',
+  'maxPixels',
+  'decodeConcurrency',
+  'decodeBudgetPixels',
+  'maxResponseBytes',
   'topk',
   'labels',
   'preprocess',
@@ -97,6 +116,8 @@ interface Settings {
   bodyLimit: number;
   bodyTimeoutMs: number;
   maxImages: number;
+  maxPixels: number;
+  maxResponseBytes: number;
   topk: number;
   numClasses: number;
   labels: readonly string[] | null;
@@ -128,14 +149,21 @@ export function createServer(options: ServerOptions): ResNetServer {
     bodyLimit: v.positiveInteger('bodyLimit', options.bodyLimit ?? 10 * 1024 * 1024),
     bodyTimeoutMs: v.positiveInteger('bodyTimeoutMs', options.bodyTimeoutMs ?? 60_000),
     maxImages: v.positiveInteger('maxImages', options.maxImages ?? Math.min(batcher.maxQueue, 64)),
+    maxPixels: v.positiveInteger('maxPixels', options.maxPixels ?? defaultMaxPixels),
+    maxResponseBytes: v.positiveInteger('maxResponseBytes', options.maxResponseBytes ?? 64 * 1024 * 1024),
     topk: Math.min(v.positiveInteger('topk', options.topk ?? 5), numClasses),
     numClasses,
     labels,
     layers: ['stem', ...first.config.widths.map((_, i) => `layer${i + 1}`), 'pool'],
-    preprocess: resolvePreprocess(options.preprocess, first),
+    preprocess: resolvePreprocess(options.preprocess, first, options.maxPixels ?? defaultMaxPixels),
     shutdownDelayMs: v.nonNegativeInteger('shutdownDelayMs', options.shutdownDelayMs ?? 0),
     closeTimeoutMs: v.positiveInteger('closeTimeoutMs', options.closeTimeoutMs ?? batcher.timeoutMs + 5000),
   };
+
+  const gate = new DecodeGate(
+    v.positiveInteger('decodeConcurrency', options.decodeConcurrency ?? Math.max(1, Math.min(4, availableParallelism()))),
+    v.positiveInteger('decodeBudgetPixels', options.decodeBudgetPixels ?? 2 * settings.maxPixels),
+  );
 
   const metrics = createMetrics(batcher.maxBatch, {
     queued: () => batcher.queued,
@@ -216,6 +244,15 @@ export function createServer(options: ServerOptions): ResNetServer {
       const layers = parseLayers(query.layers, settings.layers);
       const encoding = query.encoding === undefined ? 'json' : v.oneOf('encoding', query.encoding, ['json', 'base64'] as const);
       const outputs = await runImages(request, reply, featuresTask(layers), 'features');
+      // JSON turns each float32 into ~12 characters: 64 images of early layers were 491 MB.
+      const floats = outputs.reduce((sum, out) => sum + layers.reduce((s, layer) => s + out[layer]!.data.length, 0), 0);
+      const estimate = floats * (encoding === 'json' ? 12 : 4 * (4 / 3));
+      if (estimate > settings.maxResponseBytes) {
+        throw new PayloadTooLargeError(
+          `The response would be about ${(estimate / 1048576).toFixed(1)} MiB (${floats} values as ${encoding}), over the limit of ` +
+            `${(settings.maxResponseBytes / 1048576).toFixed(1)} MiB (maxResponseBytes): ask for fewer images or layers, or encoding=base64`,
+        );
+      }
       return {
         results: outputs.map((out) =>
           Object.fromEntries(
@@ -236,7 +273,10 @@ export function createServer(options: ServerOptions): ResNetServer {
       if (!reply.raw.writableFinished) abort.abort();
     });
     const images = await readImages(request, settings);
-    const tensors = await Promise.all(images.map((image) => settings.preprocess(image)));
+    // Refused before anything is decoded: a full queue, then images too big by their headers.
+    batcher.checkRoom(images.length);
+    const sizes = await Promise.all(images.map((image, index) => headerPixels(image, settings.maxPixels, images.length > 1 ? index : undefined)));
+    const tensors = await Promise.all(images.map((image, i) => gate.run(sizes[i]!, () => settings.preprocess(image))));
     if (abort.signal.aborted) throw new ClientClosedError('The client closed the connection');
     const outputs = await batcher.submit(task, tensors, { signal: abort.signal });
     metrics.images.inc({ route }, tensors.length);
@@ -308,14 +348,33 @@ function resolveReplicas(options: ServerOptions): ResNet[] {
   return replicas;
 }
 
-function resolvePreprocess(option: ServerOptions['preprocess'], model: ResNet): Preprocessor {
+function resolvePreprocess(option: ServerOptions['preprocess'], model: ResNet, maxPixels: number): Preprocessor {
   if (typeof option === 'function') return option;
   // Buffers only: preprocess() would read a string as a file path.
   let settings: PreprocessOptions;
   if (option !== undefined) settings = { ...(v.plainObject('preprocess', option) as PreprocessOptions) };
   else if (model.weights) settings = fromTransforms(model.weights.transforms);
   else settings = { resize: 256, crop: 224, mean: imagenetMean, std: imagenetStd };
+  settings.maxPixels ??= maxPixels;
   return (image) => preprocessImage(image, settings);
+}
+
+/** The pixels an encoded image declares, from its header only; over maxPixels is a 400. */
+async function headerPixels(image: Uint8Array, maxPixels: number, index: number | undefined): Promise<number> {
+  const where = index === undefined ? {} : { index };
+  let width: number | undefined;
+  let height: number | undefined;
+  try {
+    ({ width, height } = await sharp(image, { limitInputPixels: false }).metadata());
+  } catch (error) {
+    throw new ImageError(image, (error as Error).message, { cause: error, ...where });
+  }
+  try {
+    checkPixels(width, height, maxPixels);
+  } catch (error) {
+    throw new ImageError(image, (error as Error).message, where);
+  }
+  return (width ?? 1) * (height ?? 1);
 }
 
 async function readImages(request: FastifyRequest, settings: Settings): Promise<Uint8Array[]> {

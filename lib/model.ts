@@ -37,6 +37,12 @@ const INFERENCE_ENGINES = ['auto', 'onednn', 'torchscript', 'none'] as const;
 export interface InferenceEngineOptions {
   /** oneDNN engine: Winograd's algorithm for 3x3 stride-1 convolutions where available (default true). */
   winograd?: boolean;
+  /**
+   * oneDNN engine: the most memory a forward's activations may take, in bytes. A bigger batch is
+   * refused with an InvalidArgumentError that says to split it, instead of being allocated (or,
+   * with 'auto', handed to an engine that allocates more). Default: half the physical memory.
+   */
+  maxActivationBytes?: number;
 }
 
 export interface LoadOptions extends LoadStateDictOptions, LoadWeightsOptions {
@@ -196,9 +202,10 @@ export class ResNet implements Disposable {
     const trace = new Error();
     const choice: InferenceEngineChoice =
       engine === true ? 'auto' : engine === false ? 'none' : v.oneOf('engine', engine, INFERENCE_ENGINES);
-    v.knownKeys('options', v.plainObject('options', options), ['winograd']);
+    v.knownKeys('options', v.plainObject('options', options), ['winograd', 'maxActivationBytes']);
     const winograd = options.winograd === undefined ? true : v.boolean('options.winograd', options.winograd);
-    await this.#call(() => this.#native.setInferenceEngine(choice, { winograd }), trace, () => undefined);
+    const limit = options.maxActivationBytes === undefined ? undefined : v.positiveInteger('options.maxActivationBytes', options.maxActivationBytes);
+    await this.#call(() => this.#native.setInferenceEngine(choice, { winograd, ...(limit !== undefined && { maxActivationBytes: limit }) }), trace, () => undefined);
     return this;
   }
 

@@ -133,3 +133,24 @@ test('non-finite inputs are an InvalidArgumentError on every engine, in training
   t.deepEqual((await model.forward(big)).shape, [1, 10]);
   model.dispose();
 });
+
+// Hardening: a batch of 4096 x 3 x 224 x 224 made the oneDNN engine fail, 'auto' fall back for good,
+// and the fallback grow past 17 GB. The engine refuses a batch whose activations exceed its bound,
+// and keeps being the engine for batches that fit.
+test('the oneDNN engine refuses a batch over maxActivationBytes and stays the engine', async (t) => {
+  const { onednnEngineCompiled } = await import('../lib/index.ts');
+  const own = await resnet18({ numClasses: 10, seed: 4 });
+  await own.setInferenceEngine('auto', { maxActivationBytes: 4 * 1024 * 1024 });
+  if (!onednnEngineCompiled()) {
+    // Builds without the oneDNN engine have no activation planner to bound; 'auto' is TorchScript there.
+    t.is(await own.inferenceEngine(), 'torchscript');
+    own.dispose();
+    return;
+  }
+  const error = await t.throwsAsync(own.forward(randomTensor([16, 3, 96, 96], 1)), { instanceOf: InvalidArgumentError });
+  t.regex(error!.message, /^Expected a batch whose activations fit in the inference engine's limit of 4 MiB \(maxActivationBytes\) but a batch of 16 needs \d+ MiB; split it into smaller batches$/);
+  t.deepEqual((await own.forward(randomTensor([1, 3, 32, 32], 2))).shape, [1, 10]);
+  t.is(await own.inferenceEngine(), 'onednn');
+  await t.throwsAsync(own.setInferenceEngine('auto', { maxActivationBytes: 0 }), { instanceOf: InvalidArgumentError, message: /options\.maxActivationBytes/ });
+  own.dispose();
+});

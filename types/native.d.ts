@@ -74,7 +74,7 @@ export interface NativeModel {
   features(input: NativeTensorIn, names: string[]): Promise<Array<NativeTensorOut & { name: string }>>;
   setTraining(training: boolean): Promise<void>;
   /** Which engine eval-mode forward uses ('auto' is the default; 'none': the plain modules). */
-  setInferenceEngine(engine: 'auto' | 'onednn' | 'torchscript' | 'none', options?: { winograd?: boolean }): Promise<void>;
+  setInferenceEngine(engine: 'auto' | 'onednn' | 'torchscript' | 'none', options?: { winograd?: boolean; maxActivationBytes?: number }): Promise<void>;
   /** The engine eval-mode forward uses under the current settings. */
   inferenceEngine(): Promise<'onednn' | 'torchscript' | 'none'>;
   /** Autocast precision and memory layout of forwards and training steps. */

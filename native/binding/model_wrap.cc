@@ -130,6 +130,8 @@ Napi::Value ModelWrap::SetInferenceEngine(const Napi::CallbackInfo& info) {
   if (info.Length() > 1 && info[1].IsObject()) {
     const Napi::Value winograd = info[1].As<Napi::Object>().Get("winograd");
     if (!winograd.IsUndefined()) onednn.winograd = winograd.ToBoolean().Value();
+    const Napi::Value limit = info[1].As<Napi::Object>().Get("maxActivationBytes");
+    if (limit.IsNumber()) onednn.max_activation_bytes = static_cast<uint64_t>(limit.As<Napi::Number>().DoubleValue());
   }
   return Enqueue(info.Env(), [choice, onednn](Model& model) -> Finish {
     model.set_inference_engine(choice, onednn);

@@ -180,7 +180,8 @@ HostTensor Model::forward(const HostTensor& input) {
     } catch (const Error& e) {
       // 'auto' promises the best engine that works: if oneDNN cannot plan this model, say so once
       // and carry on with the next one. An explicit 'onednn' keeps the error.
-      if (kind != EngineChoice::OneDnn || impl_->engine_choice != EngineChoice::Auto) throw;
+      // A batch refused by the memory bound is the caller's to split, not a reason to switch engines.
+      if (kind != EngineChoice::OneDnn || impl_->engine_choice != EngineChoice::Auto || e.code() == codes::kInvalidArgument) throw;
       std::cerr << "libtorch-resnet: " << e.what() << "; falling back from the oneDNN engine" << std::endl;
       impl_->onednn_failed = true;
       impl_->engine.reset();

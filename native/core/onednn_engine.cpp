@@ -22,6 +22,8 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <sstream>
+#include <unistd.h>
 #include <mutex>
 #include <unordered_map>
 
@@ -136,7 +138,10 @@ struct Plan {
 class OneDnnEngine final : public InferenceEngine {
  public:
   OneDnnEngine(const ResNetSpec& spec, const NamedState& state, const OneDnnOptions& options)
-      : spec_(spec), winograd_(options.winograd && !options.bfloat16), act_(options.bfloat16 ? dt::bf16 : dt::f32) {
+      : spec_(spec),
+        winograd_(options.winograd && !options.bfloat16),
+        act_(options.bfloat16 ? dt::bf16 : dt::f32),
+        max_arena_bytes_(options.max_activation_bytes > 0 ? options.max_activation_bytes : half_physical_memory()) {
     // With AVX-512, every activation is kept in the 16-channel blocked layout: the only one that
     // oneDNN's direct and Winograd kernels share, so no reorders are needed between them. Otherwise
     // each convolution picks its own layout (format `any`; the direct kernels agree on one).
@@ -471,6 +476,15 @@ class OneDnnEngine final : public InferenceEngine {
   // the same pages each time (no page faults from fresh allocations), and a server whose batches
   // vary in size keeps one arena the size of its largest batch, not one per size.
   void bind_arena(Plan& plan) {
+    if (plan.arena_bytes > max_arena_bytes_) {
+      // Refused, not attempted: a batch this size would take the machine's memory (and 'auto'
+      // must not answer it by falling back to an engine that allocates even more).
+      std::ostringstream msg;
+      msg << "Expected a batch whose activations fit in the inference engine's limit of " << (max_arena_bytes_ >> 20)
+          << " MiB (maxActivationBytes) but a batch of " << plan.batch << " needs " << (plan.arena_bytes >> 20)
+          << " MiB; split it into smaller batches";
+      throw Error(codes::kInvalidArgument, msg.str());
+    }
     if (plan.arena_bytes > arena_bytes_) {
       void* p = std::aligned_alloc(64, plan.arena_bytes);
       if (p == nullptr) throw Error(codes::kNative, "inference engine: out of memory for activations");
@@ -497,6 +511,13 @@ class OneDnnEngine final : public InferenceEngine {
 
   ResNetSpec spec_;
   bool winograd_;
+  uint64_t max_arena_bytes_;
+
+  static uint64_t half_physical_memory() {
+    const long pages = sysconf(_SC_PHYS_PAGES);
+    const long page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 2 : uint64_t{8} << 30;
+  }
   // Activations and weights: float32, or bfloat16 (precision 'bfloat16': the convolutions
   // accumulate in float32 and round their outputs to bfloat16, as autocast does).
   dt act_;

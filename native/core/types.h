@@ -94,6 +94,9 @@ struct OneDnnOptions {
   bool winograd = true;
   // Set by Model from precision 'bfloat16' (not user-facing): bfloat16 weights and activations.
   bool bfloat16 = false;
+  // Largest activation arena a forward may plan, in bytes; a bigger batch is refused (an
+  // InvalidArgument error that says to split it) rather than allocated. 0: half the physical memory.
+  uint64_t max_activation_bytes = 0;
 };
 
 // Arithmetic of forward passes and training steps: float32, or autocast to a 16-bit type

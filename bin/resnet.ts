@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `resnet` command line. Exit codes: 0 success, 1 the work failed (a ResNetError or I/O),
 // 2 the command line itself was wrong. --json prints one JSON object on stdout for scripts.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ownEntry } from '../lib/validate.js';
 import { architectureNames, type ArchitectureName } from '../lib/architectures.js';
@@ -14,19 +15,50 @@ import { experiment, plot, curvesUsage } from './curves-commands.js';
 import { serve, serveUsage } from './serve-command.js';
 import { evalCommand, train, trainUsage, UsageError } from './train-commands.js';
 
+const convertUsage = `  convert <in> <out> [--key K] [--strip-prefix [P]] [--strip-module]
+        .pth <-> .safetensors (format from the names); --strip-module removes 'module.'`;
+const downloadUsage = `  download <arch> [--weights NAME]                     fetch torchvision's weights into torch.hub's cache`;
+const infoUsage = `  info <arch> [--num-classes N]                        parameters, weights entries`;
+
+/** `resnet <command> --help`: the command's own lines of the usage. */
+const commandUsage: Record<string, string> = {
+  convert: convertUsage,
+  download: downloadUsage,
+  info: infoUsage,
+  train: trainUsage,
+  eval: trainUsage,
+  plot: curvesUsage,
+  experiment: curvesUsage,
+  serve: serveUsage,
+};
+
+/** The package's version, from the package.json above this file (bin/ or dist/bin/). */
+function packageVersion(): string {
+  for (const up of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'libtorch-resnet' && pkg.version) return pkg.version;
+    } catch {
+      // not this one
+    }
+  }
+  return 'unknown';
+}
+
 const usage = `Usage: resnet <command> [options]
 
 Commands:
-  convert <in> <out> [--key K] [--strip-prefix [P]]   .pth <-> .safetensors (format from the names)
-  download <arch> [--weights NAME]                     fetch torchvision's weights into torch.hub's cache
-  info <arch> [--num-classes N]                        parameters, weights entries
+${convertUsage}
+${downloadUsage}
+${infoUsage}
 ${trainUsage}
 ${curvesUsage}
 ${serveUsage}
 
 Options:
   --json       machine-readable output on stdout
-  -h, --help   this text
+  -h, --help   this text; after a command, that command's options
+  --version    the package's version
 
 Architectures: ${architectureNames.join(', ')}`;
 
@@ -91,6 +123,15 @@ async function main(argv: string[]): Promise<number> {
   if (args.length === 0 || args[0] === '-h' || args[0] === '--help') {
     console.log(usage);
     return args.length === 0 ? 2 : 0;
+  }
+  if (args[0] === '--version' || args[0] === '-v') {
+    console.log(json ? JSON.stringify({ version: packageVersion() }) : packageVersion());
+    return 0;
+  }
+  const help = ownEntry(commandUsage, args[0]);
+  if (help !== undefined && args.slice(1).some((a) => a === '--help' || a === '-h')) {
+    console.log(`Usage: resnet ${args[0]} [options]\n\n${help}`);
+    return 0;
   }
   const command = ownEntry(commands, args[0]);
   try {

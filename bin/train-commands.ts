@@ -86,7 +86,12 @@ export async function train(args: string[], json: boolean): Promise<void> {
   const [channels, height] = trainSet.imageShape;
   const model = await createModel(arch, { numClasses: trainSet.classes.length, inChannels: channels, seed: Number(values.seed) });
   const epochs = Number(values.epochs);
-  const batchSize = Number(values['batch-size']);
+  let batchSize = Number(values['batch-size']);
+  if (batchSize > trainSet.length) {
+    // Fine-tuning sets are often smaller than one default batch: train on the whole set per step.
+    process.stderr.write(`resnet train: --batch-size ${batchSize} is more than the ${trainSet.length} training images; using ${trainSet.length}\n`);
+    batchSize = trainSet.length;
+  }
   const total = epochs * Math.floor(trainSet.length / batchSize);
   const warmupIters = Number(values.warmup);
   const schedules: Record<string, ScheduleOptions> = {

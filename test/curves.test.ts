@@ -250,6 +250,10 @@ test('resnet train --run-dir --plot writes the metrics and the plot; resnet plot
   const noRun = cli(['plot', join(root, 'missing'), '-o', out, '--json']);
   t.is(noRun.status, 1);
   t.like(JSON.parse(noRun.stdout), { error: { code: 'ERR_RESNET_DATA' } });
+  // A training set smaller than the default batch of 128 trains with one batch of all of it.
+  const small = cli(['train', '--dataset', 'mnist', '--root', root, '--arch', 'resnet20', '--epochs', '1', '--json']);
+  t.is(small.status, 0, small.stderr);
+  t.regex(small.stderr, /--batch-size 128 is more than the 40 training images; using 40/);
   const plotWithoutDir = cli(['train', '--dataset', 'mnist', '--root', root, '--plot']);
   t.is(plotWithoutDir.status, 2);
   t.regex(plotWithoutDir.stderr, /--plot needs --run-dir DIR/);

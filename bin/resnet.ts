@@ -4,13 +4,13 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ownEntry } from '../lib/validate.js';
-import { architectureNames, type ArchitectureName } from '../lib/architectures.js';
+import { architectureNames, imagenetArchitectureNames, type ArchitectureName } from '../lib/architectures.js';
 import { createModel } from '../lib/builders.js';
 
 import { torchHubCheckpointsDir, downloadWeights } from '../lib/weights/download.js';
 import { formatFor, loadWeights, saveWeights } from '../lib/weights/files.js';
 import { progressReporter } from '../lib/weights/progress.js';
-import { weightsEntry } from '../lib/weights/registry.js';
+import { weightsEntry, weightsNames } from '../lib/weights/registry.js';
 import { experiment, plot, curvesUsage } from './curves-commands.js';
 import { serve, serveUsage } from './serve-command.js';
 import { evalCommand, train, trainUsage, UsageError } from './train-commands.js';
@@ -110,9 +110,20 @@ async function info(args: string[], json: boolean): Promise<void> {
   const arch = archOf(positionals[0]);
   const numClasses = values['num-classes'] === undefined ? 1000 : Number(values['num-classes']);
   const model = await createModel(arch, { numClasses, seed: 0 });
-  const data = { arch, numClasses, numParameters: model.numParameters(), config: model.config };
+  const weights = (imagenetArchitectureNames as string[]).includes(arch) ? weightsNames(arch) : [];
+  const data = { arch, numClasses, numParameters: model.numParameters(), config: model.config, weights };
   model.dispose();
-  output(json, `${arch}: ${data.numParameters.toLocaleString('en-US')} parameters (${numClasses} classes)`, data);
+  const entries = weights.map((name) => {
+    if (name === 'DEFAULT') return `  DEFAULT (= ${weightsEntry(arch, 'DEFAULT').name})`;
+    const e = weightsEntry(arch, name);
+    return `  ${name}: top-1 ${e.metrics.acc1}%, resize ${e.transforms.resizeSize}, crop ${e.transforms.cropSize}, ${e.url}`;
+  });
+  output(
+    json,
+    `${arch}: ${data.numParameters.toLocaleString('en-US')} parameters (${numClasses} classes)\n` +
+      (entries.length ? `weights (resnet download ${arch} --weights NAME):\n${entries.join('\n')}` : 'no pretrained weights in torchvision'),
+    data,
+  );
 }
 
 const commands: Record<string, (args: string[], json: boolean) => Promise<void>> = { convert, download, info, train, eval: evalCommand, serve, plot, experiment };

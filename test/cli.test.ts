@@ -21,3 +21,14 @@ test('resnet --version prints the package version', (t) => {
   t.is(r.stdout.trim(), version);
   t.deepEqual(JSON.parse(cli(['--version', '--json']).stdout), { version });
 });
+
+test('resnet info lists the weights entries with their accuracy and recipe', (t) => {
+  const r = cli(['info', 'resnet50']);
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /^resnet50: 25,557,032 parameters \(1000 classes\)$/m);
+  t.regex(r.stdout, /^ {2}IMAGENET1K_V2: top-1 80\.858%, resize 232, crop 224, https:\/\/download\.pytorch\.org\/models\/resnet50-11ad3fa6\.pth$/m);
+  t.regex(r.stdout, /^ {2}DEFAULT \(= IMAGENET1K_V2\)$/m);
+  const cifar = JSON.parse(cli(['info', 'resnet20', '--num-classes', '10', '--json']).stdout) as { numParameters: number; weights: string[] };
+  t.is(cifar.numParameters, 269722); // the README's table
+  t.deepEqual(cifar.weights, []);
+});

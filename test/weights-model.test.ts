@@ -79,6 +79,11 @@ test.serial('weights that do not fit fail with WeightsError, and the half-built 
   const error = await t.throwsAsync(resnet18({ weights: pth50 }), { instanceOf: WeightsError });
   t.regex(error!.message, /^Error\(s\) in loading state_dict for ResNet:\n\tUnexpected key\(s\) in state_dict: "layer1\.0\.conv3\.weight"/);
   t.regex(error!.message, /size mismatch for layer1\.0\.conv1\.weight: copying a param with shape torch\.Size\(\[64, 64, 1, 1\]\) from checkpoint, the shape in current model is torch\.Size\(\[64, 64, 3, 3\]\)\./);
+  // Another architecture's file: PyTorch's lines, cut short, and a summary (it was 8,300 characters).
+  t.regex(error!.message, /"layer1\.0\.conv3\.weight", .*, \.\.\. \(10 of \d+ shown\)\. \n/);
+  t.regex(error!.message, /\n\t\.\.\. and \d+ more size or dtype mismatches\.\n/);
+  t.regex(error!.message, /\n\tIn all: 0 missing, \d+ unexpected and \d+ mismatched of the model's 122 keys \(the file has 320\): is it for another architecture or number of classes\?$/);
+  t.true(error!.message.length < 3000, `${error!.message.length} characters`);
   await t.throwsAsync(resnet18({ weights: join(tmp, 'missing.pth') }), { instanceOf: WeightsError, message: /missing\.pth/ });
 });
 

@@ -72,9 +72,14 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// PyTorch's list of keys, cut after kShownKeys: weights of another architecture would otherwise
+// name every one of hundreds of keys (8,300 characters for resnet50's file into a resnet18).
+constexpr size_t kShownKeys = 10;
+
 std::string quoted_list(const std::vector<std::string>& keys) {
   std::ostringstream out;
-  for (size_t i = 0; i < keys.size(); ++i) out << (i ? ", " : "") << '"' << keys[i] << '"';
+  for (size_t i = 0; i < keys.size() && i < kShownKeys; ++i) out << (i ? ", " : "") << '"' << keys[i] << '"';
+  if (keys.size() > kShownKeys) out << ", ... (" << kShownKeys << " of " << keys.size() << " shown)";
   return out.str();
 }
 
@@ -293,7 +298,7 @@ LoadResult Model::load_state_dict(const NamedTensors& tensors, bool strict,
   }
 
   LoadResult result;
-  std::vector<std::string> errors;
+  std::vector<std::string> errors;  // mismatches first, then (strict) missing/unexpected put before them
   std::vector<std::pair<at::Tensor, const HostTensor*>> copies;
   std::vector<at::Tensor> reset_counters;
   std::map<std::string, bool> known;
@@ -335,6 +340,7 @@ LoadResult Model::load_state_dict(const NamedTensors& tensors, bool strict,
     if (!known.count(name) && !excluded(name)) result.unexpected_keys.push_back(name);
   }
 
+  const size_t mismatches = errors.size();
   if (strict) {
     if (!result.unexpected_keys.empty()) {
       errors.insert(errors.begin(),
@@ -347,7 +353,14 @@ LoadResult Model::load_state_dict(const NamedTensors& tensors, bool strict,
   }
   if (!errors.empty()) {
     std::string message = "Error(s) in loading state_dict for ResNet:";
-    for (const auto& e : errors) message += "\n\t" + e;
+    const size_t listed = errors.size() - mismatches;  // the missing/unexpected lines come first
+    for (size_t i = 0; i < errors.size() && i < listed + kShownKeys; ++i) message += "\n\t" + errors[i];
+    if (mismatches > kShownKeys) message += "\n\t... and " + std::to_string(mismatches - kShownKeys) + " more size or dtype mismatches.";
+    if (errors.size() > 3 || result.missing_keys.size() + result.unexpected_keys.size() > kShownKeys) {
+      message += "\n\tIn all: " + std::to_string(result.missing_keys.size()) + " missing, " + std::to_string(result.unexpected_keys.size()) +
+                 " unexpected and " + std::to_string(mismatches) + " mismatched of the model's " + std::to_string(known.size()) +
+                 " keys (the file has " + std::to_string(tensors.size()) + "): is it for another architecture or number of classes?";
+    }
     throw Error(codes::kWeights, message);
   }
 

@@ -32,3 +32,20 @@ test('resnet info lists the weights entries with their accuracy and recipe', (t)
   t.is(cifar.numParameters, 269722); // the README's table
   t.deepEqual(cifar.weights, []);
 });
+
+// require('libtorch-resnet') used to fail with ERR_PACKAGE_PATH_NOT_EXPORTED: the exports had an
+// 'import' condition only. With a 'default' one, Node's require(esm) (20.19+, 22.12+) loads it;
+// older Nodes say ERR_REQUIRE_ESM, which names the way out (import()).
+test('require() resolves the package and its /serve entry', async (t) => {
+  const { mkdtempSync, mkdirSync, symlinkSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join, resolve } = await import('node:path');
+  const app = mkdtempSync(join(tmpdir(), 'require-'));
+  t.teardown(() => rmSync(app, { recursive: true, force: true }));
+  mkdirSync(join(app, 'node_modules'));
+  symlinkSync(resolve('.'), join(app, 'node_modules', 'libtorch-resnet'));
+  const probe = "try { const m = require('libtorch-resnet'); const s = require('libtorch-resnet/serve'); console.log(typeof m.resnet18, typeof s.createServer, require('libtorch-resnet/package.json').name) } catch (e) { console.log(e.code) }";
+  const r = spawnSync(process.execPath, ['--no-warnings', '-e', probe], { cwd: app, encoding: 'utf8' });
+  const requireEsm = (process.features as { require_module?: boolean }).require_module === true;
+  t.is(r.stdout.trim(), requireEsm ? 'function function libtorch-resnet' : 'ERR_REQUIRE_ESM', r.stderr);
+});

@@ -14,8 +14,8 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
+import { declaredPng } from '../test/helpers/declared-png.ts';
 import { quantile, writeResult } from './util.ts';
 
 const { values } = parseArgs({ options: { arch: { type: 'string', default: 'resnet18' }, threads: { type: 'string', default: '1' } } });
@@ -64,22 +64,6 @@ function watchRss(base: string): () => Promise<number> {
 
 const tally = (outcomes: string[]) => outcomes.reduce<Record<string, number>>((c, o) => ({ ...c, [o]: (c[o] ?? 0) + 1 }), {});
 const outcome = (p: Promise<Response>) => p.then((r) => String(r.status), (e: Error & { cause?: { code?: string } }) => `reset (${e.cause?.code ?? e.message})`);
-
-function declaredPng(width: number, height: number): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const head = Buffer.alloc(4);
-    head.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([head, body, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 0, 0, 0, 0], 8);
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
-}
 
 const photo = await sharp({ create: { width: 500, height: 375, channels: 3, background: { r: 120, g: 80, b: 200 } } }).jpeg().toBuffer();
 const classify = (base: string, body: NonNullable<RequestInit["body"]>, type?: string) =>

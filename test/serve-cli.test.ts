@@ -14,22 +14,26 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const childScript = `import { serve } from './bin/serve-command.ts';
 await serve(JSON.parse(process.env.SERVE_ARGS), true);`;
 
-test('SIGTERM: the accepted request is answered, then the process exits 0 and the port closes', async (t) => {
-  const args = ['--arch', 'resnet18', '--num-classes', '10', '--port', '0', '--max-batch', '4', '--max-delay-ms', '5', '--log-level', 'silent'];
+/** `resnet serve` with `args` in a child process; `stderr()` is what it printed there so far. */
+function startServe(args: string[]) {
   const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', childScript], {
     cwd: process.cwd(),
     env: { ...process.env, SERVE_ARGS: JSON.stringify(args) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stderr = '';
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  const exited = once(child, 'exit');
+  let text = '';
+  child.stderr.on('data', (chunk) => (text += chunk));
+  return { child, exited: once(child, 'exit'), stderr: () => text };
+}
+
+test('SIGTERM: the accepted request is answered, then the process exits 0 and the port closes', async (t) => {
+  const { child, exited, stderr: errors } = startServe(['--arch', 'resnet18', '--num-classes', '10', '--port', '0', '--max-batch', '4', '--max-delay-ms', '5', '--log-level', 'silent']);
   try {
     const lines = createInterface({ input: child.stdout });
     const [first] = (await Promise.race([once(lines, 'line', { signal: AbortSignal.timeout(60_000) }), exited.then(() => [undefined])])) as [
       string | undefined,
     ];
-    t.truthy(first, `no address printed; stderr: ${stderr}`);
+    t.truthy(first, `no address printed; stderr: ${errors()}`);
     const info = JSON.parse(first!) as { listening: string; arch: string; replicas: number; maxBatch: number };
     t.regex(info.listening, /^http:\/\/127\.0\.0\.1:\d+$/);
     t.is(info.arch, 'resnet18');
@@ -51,8 +55,8 @@ test('SIGTERM: the accepted request is answered, then the process exits 0 and th
     const body = (await response.json()) as { results: { predictions: unknown[] }[] };
     t.is(body.results[0]!.predictions.length, 5);
     const [code, signal] = (await exited) as [number | null, string | null];
-    t.is(signal, null, stderr);
-    t.is(code, 0, stderr);
+    t.is(signal, null, errors());
+    t.is(code, 0, errors());
     await t.throwsAsync(fetch(`${base}/healthz`));
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -80,15 +84,7 @@ test('serveUsage documents the command and its options', (t) => {
 // connections were dropped. Every request sent before the signal must be answered.
 for (const delayMs of [0, 3]) {
   test.serial(`SIGTERM ${delayMs} ms after 20 concurrent requests: each is answered, none reset`, async (t) => {
-    const args = ['--arch', 'resnet18', '--num-classes', '10', '--port', '0', '--log-level', 'silent', '--threads', '1'];
-    const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', childScript], {
-      cwd: process.cwd(),
-      env: { ...process.env, SERVE_ARGS: JSON.stringify(args) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const exited = once(child, 'exit');
+    const { child, exited, stderr } = startServe(['--arch', 'resnet18', '--num-classes', '10', '--port', '0', '--log-level', 'silent', '--threads', '1']);
     try {
       const [first] = (await once(createInterface({ input: child.stdout }), 'line', { signal: AbortSignal.timeout(60_000) })) as [string];
       const base = (JSON.parse(first) as { listening: string }).listening;
@@ -106,7 +102,7 @@ for (const delayMs of [0, 3]) {
       t.log(JSON.stringify(outcomes.reduce<Record<string, number>>((c, o) => ({ ...c, [o]: (c[o] ?? 0) + 1 }), {})));
       for (const outcome of outcomes) t.true(outcome === '200' || outcome === '503 ERR_RESNET_SHUTTING_DOWN', outcome);
       const [code] = (await exited) as [number | null];
-      t.is(code, 0, stderr);
+      t.is(code, 0, stderr());
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }

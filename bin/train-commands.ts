@@ -15,7 +15,8 @@ export class UsageError extends Error {}
 
 export const trainUsage = `  train --dataset D [--root DIR] [--arch A] [--epochs N] [--batch-size B] [--lr X]
         [--optimizer sgd|adamw] [--schedule cosine|multistep|step|constant] [--warmup N]
-        [--seed S] [--augment] [--checkpoint-dir DIR] [--resume FILE] [--out FILE]
+        [--seed S] [--augment] [--erasing P] [--label-smoothing X] [--weight-decay X]
+        [--momentum X] [--no-nesterov] [--checkpoint-dir DIR] [--resume FILE] [--out FILE]
         [--run-dir DIR [--log-every N] [--plot]]   metrics.jsonl (+ checkpoints, curves.svg) in DIR
   eval  --dataset D [--root DIR] --arch A --weights FILE
         datasets: fashion-mnist, mnist, cifar10, cifar100, folder (ImageFolder, --size 224)`;
@@ -65,6 +66,11 @@ export async function train(args: string[], json: boolean): Promise<void> {
       schedule: { type: 'string', default: 'cosine' },
       warmup: { type: 'string', default: '0' },
       augment: { type: 'boolean', default: false },
+      erasing: { type: 'string' },
+      'label-smoothing': { type: 'string' },
+      'weight-decay': { type: 'string' },
+      momentum: { type: 'string', default: '0.9' },
+      'no-nesterov': { type: 'boolean', default: false },
       'checkpoint-dir': { type: 'string' },
       resume: { type: 'string' },
       out: { type: 'string' },
@@ -103,8 +109,22 @@ export async function train(args: string[], json: boolean): Promise<void> {
   const schedule = ownEntry(schedules, values.schedule);
   if (!schedule) throw new UsageError(`unknown schedule '${values.schedule}'`);
   const lr = Number(values.lr);
+  const number = (flag: string, text: string | undefined) => {
+    if (text === undefined) return undefined;
+    const x = Number(text);
+    if (text.trim() === '' || !Number.isFinite(x) || x < 0) throw new UsageError(`--${flag} expects a non-negative number, got '${text}'`);
+    return x;
+  };
+  const weightDecay = number('weight-decay', values['weight-decay']);
+  const labelSmoothing = number('label-smoothing', values['label-smoothing']);
+  const erasing = number('erasing', values.erasing);
+  const momentum = number('momentum', values.momentum)!;
   const trainer = model.trainer({
-    optimizer: values.optimizer === 'adamw' ? { type: 'adamw', lr } : { type: 'sgd', lr, momentum: 0.9, weightDecay: 5e-4, nesterov: true },
+    optimizer:
+      values.optimizer === 'adamw'
+        ? { type: 'adamw', lr, ...(weightDecay !== undefined && { weightDecay }) }
+        : { type: 'sgd', lr, momentum, weightDecay: weightDecay ?? 5e-4, nesterov: !values['no-nesterov'] && momentum > 0 },
+    ...(labelSmoothing !== undefined && { loss: { labelSmoothing } }),
     schedule,
   });
   if (values.resume) await loadCheckpoint(values.resume, model, trainer);
@@ -116,7 +136,9 @@ export async function train(args: string[], json: boolean): Promise<void> {
     batchSize,
     trainer,
     seed: Number(values.seed),
-    ...(values.augment && { augment: { crop: { padding: pad }, hflip: true } }),
+    ...((values.augment || erasing !== undefined) && {
+      augment: { ...(values.augment && { crop: { padding: pad }, hflip: true }), ...(erasing !== undefined && erasing > 0 && { randomErasing: { p: erasing } }) },
+    }),
     ...(checkpointDir && { checkpointDir }),
     ...(runDir && { metricsFile: join(runDir, 'metrics.jsonl'), metricsEvery: Number(values['log-every']), runInfo: { dataset: values.dataset } }),
     ...(values.plot && runDir && { onEpoch: async () => writeFileAtomic(join(runDir, 'curves.svg'), await plotCurves([await loadRun(runDir)])) }),

@@ -16,7 +16,7 @@ export class UsageError extends Error {}
 export const trainUsage = `  train --dataset D [--root DIR] [--arch A] [--epochs N] [--batch-size B] [--lr X]
         [--optimizer sgd|adamw] [--schedule cosine|multistep|step|constant] [--warmup N]
         [--seed S] [--augment] [--erasing P] [--label-smoothing X] [--weight-decay X]
-        [--momentum X] [--no-nesterov] [--checkpoint-dir DIR] [--resume FILE] [--out FILE]
+        [--momentum X] [--no-nesterov] [--weights FILE] [--checkpoint-dir DIR] [--resume FILE] [--out FILE]
         [--run-dir DIR [--log-every N] [--plot]]   metrics.jsonl (+ checkpoints, curves.svg) in DIR
   eval  --dataset D [--root DIR] --arch A --weights FILE
         datasets: fashion-mnist, mnist, cifar10, cifar100, folder (ImageFolder, --size 224)`;
@@ -71,6 +71,7 @@ export async function train(args: string[], json: boolean): Promise<void> {
       'weight-decay': { type: 'string' },
       momentum: { type: 'string', default: '0.9' },
       'no-nesterov': { type: 'boolean', default: false },
+      weights: { type: 'string' },
       'checkpoint-dir': { type: 'string' },
       resume: { type: 'string' },
       out: { type: 'string' },
@@ -90,7 +91,13 @@ export async function train(args: string[], json: boolean): Promise<void> {
   ]);
   const arch = archOf(values.arch, 'resnet20');
   const [channels, height] = trainSet.imageShape;
-  const model = await createModel(arch, { numClasses: trainSet.classes.length, inChannels: channels, seed: Number(values.seed) });
+  // --weights starts from a file (fine-tuning, or a second schedule); --resume restores a checkpoint.
+  const model = await createModel(arch, {
+    numClasses: trainSet.classes.length,
+    inChannels: channels,
+    seed: Number(values.seed),
+    ...(values.weights !== undefined && { weights: values.weights }),
+  });
   const epochs = Number(values.epochs);
   let batchSize = Number(values['batch-size']);
   if (batchSize > trainSet.length) {

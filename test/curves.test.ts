@@ -228,7 +228,7 @@ test('resnet train --run-dir --plot writes the metrics and the plot; resnet plot
   await writeIdx(join(root, 't10k-images-idx3-ubyte'), [20, 28, 28], images(20));
   await writeIdx(join(root, 't10k-labels-idx1-ubyte'), [20], labels(20));
   const runDir = join(root, 'run');
-  const trained = cli(['train', '--dataset', 'mnist', '--root', root, '--arch', 'resnet20', '--epochs', '2', '--batch-size', '16', '--run-dir', runDir, '--log-every', '1', '--plot', '--json']);
+  const trained = cli(['train', '--dataset', 'mnist', '--root', root, '--arch', 'resnet20', '--epochs', '2', '--batch-size', '16', '--run-dir', runDir, '--log-every', '1', '--plot', '--out', join(runDir, 'weights.safetensors'), '--json']);
   t.is(trained.status, 0, trained.stderr);
   const records = await readMetrics(join(runDir, 'metrics.jsonl'));
   t.deepEqual(records.map((r) => r.type), ['run', 'iteration', 'iteration', 'epoch', 'iteration', 'iteration', 'epoch']);
@@ -250,6 +250,14 @@ test('resnet train --run-dir --plot writes the metrics and the plot; resnet plot
   const noRun = cli(['plot', join(root, 'missing'), '-o', out, '--json']);
   t.is(noRun.status, 1);
   t.like(JSON.parse(noRun.stdout), { error: { code: 'ERR_RESNET_DATA' } });
+  // Starting from weights, with the optimizer and regularisation flags.
+  const tuned = cli(['train', '--dataset', 'mnist', '--root', root, '--arch', 'resnet20', '--epochs', '1', '--batch-size', '20', '--weights', join(runDir, 'weights.safetensors'),
+    '--lr', '0.01', '--momentum', '0', '--weight-decay', '0', '--label-smoothing', '0.1', '--erasing', '0.5', '--run-dir', join(root, 'tuned'), '--json']);
+  t.is(tuned.status, 0, tuned.stderr);
+  t.like((await readMetrics(join(root, 'tuned', 'metrics.jsonl')))[0], { optimizer: { type: 'sgd', lr: 0.01, momentum: 0, weightDecay: 0, nesterov: false } });
+  const badFlag = cli(['train', '--dataset', 'mnist', '--root', root, '--erasing=-1']);
+  t.is(badFlag.status, 2);
+  t.regex(badFlag.stderr, /--erasing expects a non-negative number, got '-1'/);
   // A training set smaller than the default batch of 128 trains with one batch of all of it.
   const small = cli(['train', '--dataset', 'mnist', '--root', root, '--arch', 'resnet20', '--epochs', '1', '--json']);
   t.is(small.status, 0, small.stderr);

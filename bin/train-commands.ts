@@ -151,13 +151,26 @@ export async function train(args: string[], json: boolean): Promise<void> {
     ...(values.plot && runDir && { onEpoch: async () => writeFileAtomic(join(runDir, 'curves.svg'), await plotCurves([await loadRun(runDir)])) }),
     onProgress: json
       ? undefined
-      : (p) => process.stderr.write(`\repoch ${p.epoch + 1}/${p.epochs} batch ${p.batch}/${p.batches} loss ${p.loss.toFixed(3)} lr ${p.lr.toFixed(4)} ${p.imagesPerSecond.toFixed(0)} img/s ${p.batch === p.batches ? '\n' : ''}`),
+      : (p) =>
+          process.stderr.write(
+            `\repoch ${p.epoch + 1}/${p.epochs} batch ${p.batch}/${p.batches} loss ${p.loss.toFixed(3)} lr ${p.lr.toFixed(4)} ${p.imagesPerSecond.toFixed(0)} img/s, ` +
+              `${formatEta(p.etaSeconds)} left ${p.batch === p.batches ? '\n' : ''}`,
+          ),
   });
   if (values.out) await model.save(values.out);
   const last = report.epochs.at(-1);
   const summary = { arch: model.arch, dataset: values.dataset, epochs: report.epochs, seconds: report.seconds, weights: values.out ?? null };
   model.dispose();
   console.log(json ? JSON.stringify(summary) : `${arch}: test accuracy ${last?.val?.top1.toFixed(4) ?? 'n/a'} after ${epochs} epoch(s), ${report.seconds.toFixed(0)} s`);
+}
+
+/** 3725 -> '1h02m', 125 -> '2m05s', 42 -> '42s'. */
+function formatEta(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  if (s >= 3600) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  if (s >= 60) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${s}s`;
 }
 
 export async function evalCommand(args: string[], json: boolean): Promise<void> {

@@ -49,6 +49,11 @@ export class DisposedError extends ResNetError {
 }
 
 /** LibTorch itself failed (its message is kept as it was). */
+/** A long operation (fit) stopped because its AbortSignal fired; `cause` is the signal's reason. */
+export class AbortedError extends ResNetError {
+  override readonly code: string = 'ERR_RESNET_ABORTED';
+}
+
 export class NativeError extends ResNetError {
   override readonly code: string = 'ERR_RESNET_NATIVE';
 }

@@ -34,6 +34,7 @@ export type { CifarModelOptions, MemoryFormat, ModelOptions, Precision, ResNetCo
 export { Tensor, dtypes, type DType, type TensorData, type TensorLike } from './tensor.js';
 export { cudaAvailable, cudaDeviceCount, cpuBfloat16Available, getNumThreads, allocatorTuning, libtorchVersion, onednnEngineCompiled, setNumThreads } from './runtime.js';
 export {
+  AbortedError,
   DeviceError,
   DisposedError,
   DownloadError,

@@ -216,3 +216,26 @@ test('labels must match the batch', async (t) => {
   await t.throwsAsync(trainer.step(randomTensor([2, 1, 16, 16]), [0, 9]), { message: /Expected labels in \[0, 4\)/ });
   model.dispose();
 });
+
+test('fit: progress carries an ETA that reaches 0, and an AbortSignal stops it before the next step', async (t) => {
+  const { AbortedError } = await import('../lib/index.ts');
+  const data = tinyDataset();
+  const model = await small(12);
+  const etas: number[] = [];
+  await fit(model, { train: data, epochs: 2, batchSize: 32, trainer: model.trainer(options), progressEvery: 1, onProgress: (p) => etas.push(p.etaSeconds) });
+  t.is(etas.length, 12);
+  t.true(etas.every((e) => e >= 0 && Number.isFinite(e)));
+  t.is(etas.at(-1), 0);
+
+  const controller = new AbortController();
+  const trainer = model.trainer(options);
+  const error = await t.throwsAsync(
+    fit(model, { train: data, epochs: 3, batchSize: 32, trainer, progressEvery: 1, signal: controller.signal, onProgress: (p) => p.iteration === 5 && controller.abort(new Error('enough')) }),
+    { instanceOf: AbortedError, message: 'fit() was aborted after iteration 5' },
+  );
+  t.is((error!.cause as Error).message, 'enough');
+  t.is(trainer.iteration, 5);
+  t.is(error!.code, 'ERR_RESNET_ABORTED');
+  await t.throwsAsync(fit(model, { train: data, epochs: 1, trainer, signal: 'stop' as never }), { instanceOf: InvalidArgumentError, message: /AbortSignal for signal/ });
+  model.dispose();
+});

@@ -8,7 +8,7 @@ import type { ResNet } from '../model.js';
 import { Tensor } from '../tensor.js';
 import * as v from '../validate.js';
 import { readSafetensors, writeSafetensors } from '../weights/safetensors.js';
-import { WeightsError } from '../errors.js';
+import { AbortedError, WeightsError } from '../errors.js';
 import { MetricsLog, type EpochRecord } from './metrics.js';
 import { trainingPort } from './port.js';
 import type { Trainer } from './trainer.js';
@@ -55,6 +55,8 @@ export interface FitProgress {
   accuracy: number;
   lr: number;
   imagesPerSecond: number;
+  /** Seconds left for the whole fit at this epoch's pace (training steps only, not evaluation). */
+  etaSeconds: number;
 }
 
 export interface EpochReport {
@@ -93,6 +95,12 @@ export interface FitOptions {
   runInfo?: Record<string, unknown>;
   /** Awaited after every epoch, once its checkpoint and metrics are written. */
   onEpoch?: (report: EpochReport) => void | Promise<void>;
+  /**
+   * Stops the fit before its next step once aborted: fit() rejects with an AbortedError whose
+   * `cause` is the signal's reason. The model and trainer keep the state of the last step done
+   * (save a checkpoint to resume from there).
+   */
+  signal?: AbortSignal;
 }
 
 export interface FitReport {
@@ -101,7 +109,7 @@ export interface FitReport {
   seconds: number;
 }
 
-const fitOptionNames = ['train', 'val', 'epochs', 'trainer', 'batchSize', 'augment', 'seed', 'checkpointDir', 'onProgress', 'progressEvery', 'metricsFile', 'metricsEvery', 'runInfo', 'onEpoch'];
+const fitOptionNames = ['train', 'val', 'epochs', 'trainer', 'batchSize', 'augment', 'seed', 'checkpointDir', 'onProgress', 'progressEvery', 'metricsFile', 'metricsEvery', 'runInfo', 'onEpoch', 'signal'];
 
 /**
  * Trains for `epochs` epochs. A trainer restored from a checkpoint (loadCheckpoint) resumes at its
@@ -119,6 +127,12 @@ export async function fit(model: ResNet, options: FitOptions): Promise<FitReport
   if (metricsFile !== undefined && (typeof metricsFile !== 'string' || metricsFile === '')) throw v.invalid('non-empty path', 'metricsFile', metricsFile);
   const runInfo = options.runInfo === undefined ? {} : v.plainObject('runInfo', options.runInfo);
   if (onEpoch !== undefined && typeof onEpoch !== 'function') throw v.invalid('function', 'onEpoch', onEpoch);
+  const signal = options.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw v.invalid('AbortSignal', 'signal', signal);
+  const stopIfAborted = () => {
+    if (signal?.aborted) throw new AbortedError(`fit() was aborted after iteration ${trainer.iteration}`, { cause: signal.reason });
+  };
+  stopIfAborted();
   const perEpoch = Math.floor(train.length / batchSize); // dropLast: every step sees a full batch
   if (perEpoch === 0) throw v.invalid(`at most ${train.length} (the training set's size)`, 'batchSize', batchSize);
   if (checkpointDir !== undefined) await mkdir(checkpointDir, { recursive: true });
@@ -144,6 +158,7 @@ export async function fit(model: ResNet, options: FitOptions): Promise<FitReport
     let lr = trainer.lr;
     for await (const batch of train.batches({ batchSize, shuffle: true, seed, epoch, dropLast: true, ...(augment && { augment }) })) {
       if (index++ < skip) continue;
+      stopIfAborted();
       const r = await trainer.step(batch.images, batch.labels);
       lossSum += r.loss * r.count;
       correct += r.correct;
@@ -164,7 +179,11 @@ export async function fit(model: ResNet, options: FitOptions): Promise<FitReport
       }
       if (onProgress && (index % every === 0 || index === perEpoch)) {
         const seconds = (performance.now() - epochStart) / 1000;
-        onProgress({ epoch, epochs, batch: index, batches: perEpoch, iteration: r.iteration, loss: r.loss, accuracy: r.accuracy, lr: r.lr, imagesPerSecond: seen / seconds });
+        const stepsLeft = epochs * perEpoch - r.iteration;
+        onProgress({
+          epoch, epochs, batch: index, batches: perEpoch, iteration: r.iteration, loss: r.loss, accuracy: r.accuracy, lr: r.lr, imagesPerSecond: seen / seconds,
+          etaSeconds: (stepsLeft * batchSize) / (seen / seconds),
+        });
       }
     }
     const seconds = (performance.now() - epochStart) / 1000;

@@ -102,9 +102,11 @@ test('the binding checks shapes itself: an overflowing or mismatched shape is a 
   await model.dispose();
 });
 
+// Serial, as the next one: their models' jobs would share the threads with the other tests' forwards,
+// which compare results bit for bit.
 // Hardening: NaN and infinite inputs used to give plausible finite logits on the fused engines (an
 // all-NaN batch answered exactly the all-zero batch's logits). They are refused on every path.
-test('non-finite inputs are an InvalidArgumentError on every engine, in training and for features', async (t) => {
+test.serial('non-finite inputs are an InvalidArgumentError on every engine, in training and for features', async (t) => {
   const model = await resnet18({ numClasses: 10, seed: 3 });
   const cases: Array<[string, (x: Float32Array) => void, RegExp]> = [
     ['all NaN', (x) => x.fill(Number.NaN), /received NaN at \[0, 0, 0, 0\]$/],
@@ -137,7 +139,7 @@ test('non-finite inputs are an InvalidArgumentError on every engine, in training
 // Hardening: a batch of 4096 x 3 x 224 x 224 made the oneDNN engine fail, 'auto' fall back for good,
 // and the fallback grow past 17 GB. The engine refuses a batch whose activations exceed its bound,
 // and keeps being the engine for batches that fit.
-test('the oneDNN engine refuses a batch over maxActivationBytes and stays the engine', async (t) => {
+test.serial('the oneDNN engine refuses a batch over maxActivationBytes and stays the engine', async (t) => {
   const { onednnEngineCompiled } = await import('../lib/index.ts');
   const own = await resnet18({ numClasses: 10, seed: 4 });
   await own.setInferenceEngine('auto', { maxActivationBytes: 4 * 1024 * 1024 });

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 
 export interface ThreadDefault {
   threads: number;
-  /** Where the number comes from, for getNumThreads' callers and the docs. */
+  /** Which rule gave the number. */
   source: 'OMP_NUM_THREADS' | 'cgroup' | 'cores';
 }
 

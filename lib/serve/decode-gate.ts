@@ -28,10 +28,6 @@ export class DecodeGate {
     }
   }
 
-  get active(): number {
-    return this.#active;
-  }
-
   #admit(): void {
     // First come, first served: a big image at the head is not overtaken by small ones forever.
     while (this.#waiting.length > 0) {

@@ -13,6 +13,7 @@ import { progressReporter } from '../lib/weights/progress.js';
 import { weightsEntry, weightsNames } from '../lib/weights/registry.js';
 import { experiment, plot, curvesUsage } from './curves-commands.js';
 import { serve, serveUsage } from './serve-command.js';
+import { predict, predictUsage } from './predict-command.js';
 import { evalCommand, train, trainUsage, UsageError } from './train-commands.js';
 
 const convertUsage = `  convert <in> <out> [--key K] [--strip-prefix [P]] [--strip-module]
@@ -27,6 +28,7 @@ const commandUsage: Record<string, string> = {
   info: infoUsage,
   train: trainUsage,
   eval: trainUsage,
+  predict: predictUsage,
   plot: curvesUsage,
   experiment: curvesUsage,
   serve: serveUsage,
@@ -52,6 +54,7 @@ ${convertUsage}
 ${downloadUsage}
 ${infoUsage}
 ${trainUsage}
+${predictUsage}
 ${curvesUsage}
 ${serveUsage}
 
@@ -126,7 +129,7 @@ async function info(args: string[], json: boolean): Promise<void> {
   );
 }
 
-const commands: Record<string, (args: string[], json: boolean) => Promise<void>> = { convert, download, info, train, eval: evalCommand, serve, plot, experiment };
+const commands: Record<string, (args: string[], json: boolean) => Promise<void>> = { convert, download, info, train, eval: evalCommand, predict, serve, plot, experiment };
 
 async function main(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
@@ -148,7 +151,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     if (!command) throw new UsageError(`unknown command '${args[0]}'`);
     await command(args.slice(1), json);
-    return 0;
+    return Number(process.exitCode ?? 0);
   } catch (error) {
     const usageError = error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     const message = (error as Error).message;

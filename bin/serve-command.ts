@@ -6,6 +6,7 @@ import { createModel } from '../lib/builders.js';
 import type { ResNet } from '../lib/model.js';
 import { setNumThreads } from '../lib/runtime.js';
 import { createServer } from '../lib/serve/server.js';
+import { modelFromWeights } from './model-source.js';
 import { UsageError } from './train-commands.js';
 
 export const serveUsage = `  serve [--arch A] [--weights FILE|NAME] [--num-classes N] [--seed S] [--port 8080]
@@ -47,7 +48,7 @@ export async function serve(args: string[], json: boolean): Promise<void> {
     args,
     allowPositionals: true,
     options: {
-      arch: { type: 'string', default: 'resnet50' },
+      arch: { type: 'string' },
       weights: { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
       'log-level': { type: 'string', default: 'warn' },
@@ -55,7 +56,8 @@ export async function serve(args: string[], json: boolean): Promise<void> {
     },
   });
   if (positionals.length > 0) throw new UsageError(`serve takes no positional arguments, got '${positionals[0]}'`);
-  const arch = values.arch as string;
+  // A file saved with its description (resnet train --out) brings its own architecture instead.
+  const arch = (values.arch as string | undefined) ?? 'resnet50';
   if (!(architectureNames as string[]).includes(arch)) throw new UsageError(`unknown architecture '${arch}'`);
   const n: Partial<Record<(typeof integerOptions)[keyof typeof integerOptions], number>> = {};
   for (const [flag, key] of Object.entries(integerOptions)) {
@@ -74,12 +76,10 @@ export async function serve(args: string[], json: boolean): Promise<void> {
   try {
     for (let i = 0; i < replicaCount; i++) {
       replicas.push(
-        await createModel(arch as ArchitectureName, {
-          ...(weights !== undefined && { weights }),
-          ...(n.numClasses !== undefined && { numClasses: n.numClasses }),
-          // Random init: every replica the same weights.
-          seed: n.seed ?? 0,
-        }),
+        weights !== undefined
+          ? await modelFromWeights(weights, arch, n.numClasses !== undefined ? { numClasses: n.numClasses } : {})
+          : // Random init: every replica the same weights.
+            await createModel(arch as ArchitectureName, { ...(n.numClasses !== undefined && { numClasses: n.numClasses }), seed: n.seed ?? 0 }),
       );
     }
     const server = createServer({
@@ -116,7 +116,7 @@ export async function serve(args: string[], json: boolean): Promise<void> {
     const address = await server.listen(n.port ?? 8080, values.host as string);
     const info = {
       listening: address,
-      arch,
+      arch: replicas[0]!.arch,
       weights: weights ?? null,
       replicas: replicaCount,
       maxBatch: server.batcher.maxBatch,
@@ -127,7 +127,7 @@ export async function serve(args: string[], json: boolean): Promise<void> {
     console.log(
       json
         ? JSON.stringify(info)
-        : `resnet serve: ${arch} (${weights ?? 'random init'}) x${replicaCount} listening on ${address} (max batch ${info.maxBatch}, max delay ${info.maxDelayMs} ms)`,
+        : `resnet serve: ${info.arch} (${weights ?? 'random init'}) x${replicaCount} listening on ${address} (max batch ${info.maxBatch}, max delay ${info.maxDelayMs} ms)`,
     );
     const signal = await stopped;
     if (!json) console.error(`resnet serve: stopped after ${signal}`);

@@ -1,14 +1,24 @@
 // `resnet train` and `resnet eval`: the training loop and evaluation from the command line.
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import { ownEntry } from '../lib/validate.js';
 import { architectureNames, type ArchitectureName } from '../lib/architectures.js';
-import { createModel } from '../lib/builders.js';
+import { createModel, loadModel } from '../lib/builders.js';
 import { CIFAR10, CIFAR100, FashionMNIST, ImageFolder, MNIST } from '../lib/data/datasets.js';
 import type { ImageDataset } from '../lib/data/dataset.js';
+import { randomSplit } from '../lib/data/split.js';
+import type { PreprocessOptions, RGB } from '../lib/image/preprocess-options.js';
+import type { ResNet } from '../lib/model.js';
+import { downloadWeights } from '../lib/weights/download.js';
+import { loadWeights, readWeightsFile } from '../lib/weights/files.js';
+import { readModelMetadata } from '../lib/weights/model-metadata.js';
+import { progressReporter } from '../lib/weights/progress.js';
+import { weightsEntry } from '../lib/weights/registry.js';
 import { plotCurves, loadRun } from '../lib/train/curves.js';
-import { evaluate, fit, loadCheckpoint } from '../lib/train/fit.js';
+import { evaluate, fit, loadCheckpoint, type EpochReport, type FitProgress } from '../lib/train/fit.js';
 import type { ScheduleOptions } from '../lib/train/schedule.js';
 
 export class UsageError extends Error {}
@@ -16,12 +26,17 @@ export class UsageError extends Error {}
 export const trainUsage = `  train --dataset D [--root DIR] [--arch A] [--epochs N] [--batch-size B] [--lr X]
         [--optimizer sgd|adamw] [--schedule cosine|multistep|step|constant] [--warmup N]
         [--seed S] [--augment] [--erasing P] [--label-smoothing X] [--weight-decay X]
-        [--momentum X] [--no-nesterov] [--weights FILE] [--checkpoint-dir DIR] [--resume FILE] [--out FILE]
-        [--run-dir DIR [--log-every N] [--plot]]   metrics.jsonl (+ checkpoints, curves.svg) in DIR
-  eval  --dataset D [--root DIR] --arch A --weights FILE
-        datasets: fashion-mnist, mnist, cifar10, cifar100, folder (ImageFolder, --size 224)`;
+        [--momentum X] [--nesterov | --no-nesterov] [--weights NAME|FILE] [--freeze-up-to LAYER]
+        [--freeze-bn] [--val-split F] [--patience N] [--size S] [--checkpoint-dir DIR] [--resume FILE]
+        [--out FILE] [--run-dir DIR [--log-every N] [--plot]]
+        --weights: torchvision's (DEFAULT, IMAGENET1K_V1, ...) or a file; a head of another size
+        is replaced. --out saves the weights with the classes and preprocessing (for predict, serve).
+        --run-dir: metrics.jsonl (+ checkpoints, curves.svg) in DIR. --patience: early stopping.
+  eval  --dataset D [--root DIR] --weights FILE [--arch A]
+        datasets: fashion-mnist, mnist, cifar10, cifar100, folder (an ImageFolder: DIR/train and
+        DIR/val, or class folders right in DIR; images brought to --size, default 224)`;
 
-export async function loadData(name: string, split: 'train' | 'test', root: string | undefined, size: number): Promise<ImageDataset> {
+export async function loadData(name: string, split: 'train' | 'test', root: string | undefined, size: number, stats?: { mean: readonly number[]; std: readonly number[] }): Promise<ImageDataset> {
   const withRoot = <T extends object>(o: T) => (root === undefined ? o : { ...o, root });
   switch (name) {
     case 'fashion-mnist':
@@ -32,12 +47,22 @@ export async function loadData(name: string, split: 'train' | 'test', root: stri
       return CIFAR10.load({ root: root ?? '.', split });
     case 'cifar100':
       return CIFAR100.load({ root: root ?? '.', split });
-    case 'folder':
-      if (!root) throw new UsageError('--dataset folder needs --root DIR (with train/ and val/ inside)');
-      return ImageFolder.load({ root: `${root}/${split === 'train' ? 'train' : 'val'}`, size });
+    case 'folder': {
+      if (!root) throw new UsageError('--dataset folder needs --root DIR (class folders in DIR, or in DIR/train and DIR/val)');
+      const sub = join(root, split === 'train' ? 'train' : 'val');
+      const hasSplits = await isFolder(join(root, 'train'));
+      // Without train/ and val/, DIR itself is the training set (and --val-split makes a validation set).
+      const folder = hasSplits ? sub : root;
+      if (split === 'test' && !(await isFolder(sub))) throw new UsageError(`there is no validation folder '${sub}' (use --val-split F to hold out part of the training images)`);
+      return ImageFolder.load({ root: folder, size, ...(stats && { mean: [...stats.mean], std: [...stats.std] }) });
+    }
     default:
       throw new UsageError(`unknown dataset '${name}'`);
   }
+}
+
+async function isFolder(path: string): Promise<boolean> {
+  return stat(path).then((s) => s.isDirectory(), () => false);
 }
 
 function archOf(name: string | undefined, fallback: ArchitectureName): ArchitectureName {
@@ -55,51 +80,121 @@ const common = {
   seed: { type: 'string', default: '0' },
 } as const;
 
+export const trainOptions = {
+  ...common,
+  epochs: { type: 'string', default: '1' },
+  lr: { type: 'string', default: '0.1' },
+  optimizer: { type: 'string', default: 'sgd' },
+  schedule: { type: 'string', default: 'cosine' },
+  warmup: { type: 'string', default: '0' },
+  augment: { type: 'boolean', default: false },
+  erasing: { type: 'string' },
+  'label-smoothing': { type: 'string' },
+  'weight-decay': { type: 'string' },
+  momentum: { type: 'string', default: '0.9' },
+  nesterov: { type: 'boolean' },
+  'no-nesterov': { type: 'boolean' },
+  weights: { type: 'string' },
+  'freeze-up-to': { type: 'string' },
+  'freeze-bn': { type: 'boolean', default: false },
+  'val-split': { type: 'string' },
+  patience: { type: 'string' },
+  'checkpoint-dir': { type: 'string' },
+  resume: { type: 'string' },
+  out: { type: 'string' },
+  'run-dir': { type: 'string' },
+  'log-every': { type: 'string', default: '50' },
+  plot: { type: 'boolean', default: false },
+} as const;
+
+export const evalOptions = { ...common, weights: { type: 'string' } } as const;
+
+/** A non-negative number from a flag, or undefined when the flag is absent. */
+function numberFlag(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const x = Number(text);
+  if (text.trim() === '' || !Number.isFinite(x) || x < 0) throw new UsageError(`--${flag} expects a non-negative number, got '${text}'`);
+  return x;
+}
+
+/** A positive integer from a flag. */
+function integerFlag(flag: string, text: string): number {
+  const x = Number(text);
+  if (text.trim() === '' || !Number.isSafeInteger(x) || x <= 0) throw new UsageError(`--${flag} expects a positive integer, got '${text}'`);
+  return x;
+}
+
+const isRegistryName = (weights: string) => /^[A-Z][A-Z0-9_]*$/.test(weights);
+
+/**
+ * The model to train: fresh, or from --weights (torchvision's by name, or a file). A head of
+ * another size than the data set's classes (ImageNet's 1000, another data set's) is left out of
+ * the load and keeps its fresh initialisation: fine-tuning.
+ */
+async function startingModel(arch: ArchitectureName, data: ImageDataset, seed: number, weights: string | undefined, json: boolean): Promise<ResNet> {
+  const model = await createModel(arch, { numClasses: data.classes.length, inChannels: data.imageShape[0], seed });
+  if (weights === undefined) return model;
+  try {
+    let path = weights;
+    if (isRegistryName(weights)) {
+      const entry = weightsEntry(arch, weights);
+      const reporter = progressReporter(!json, entry.fileName);
+      try {
+        path = await downloadWeights(entry.url, reporter.onProgress ? { progress: reporter.onProgress } : {});
+      } finally {
+        reporter.done();
+      }
+    }
+    const head = (await loadWeights(path))['fc.weight'];
+    const newHead = head !== undefined && head.shape[0] !== data.classes.length;
+    if (newHead && !json) process.stderr.write(`resnet train: ${weights} has a head of ${head.shape[0]} classes; training a new one for ${data.classes.length}\n`);
+    await model.load(path, newHead ? { exclude: ['fc'] } : {});
+    return model;
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+}
+
+/** How an image file becomes this model's input, as the data set made its training images. */
+function trainedPreprocessing(dataset: string, data: ImageDataset): PreprocessOptions | null {
+  const [channels, height, width] = data.imageShape;
+  if (channels !== 3) return null; // preprocess() makes RGB; a grayscale model keeps its classes only
+  return {
+    fit: dataset === 'folder' ? 'cover' : 'fill',
+    crop: height === width ? height : [height, width],
+    mean: [...data.mean] as unknown as RGB,
+    std: [...data.std] as unknown as RGB,
+  };
+}
+
 export async function train(args: string[], json: boolean): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      ...common,
-      epochs: { type: 'string', default: '1' },
-      lr: { type: 'string', default: '0.1' },
-      optimizer: { type: 'string', default: 'sgd' },
-      schedule: { type: 'string', default: 'cosine' },
-      warmup: { type: 'string', default: '0' },
-      augment: { type: 'boolean', default: false },
-      erasing: { type: 'string' },
-      'label-smoothing': { type: 'string' },
-      'weight-decay': { type: 'string' },
-      momentum: { type: 'string', default: '0.9' },
-      'no-nesterov': { type: 'boolean', default: false },
-      weights: { type: 'string' },
-      'checkpoint-dir': { type: 'string' },
-      resume: { type: 'string' },
-      out: { type: 'string' },
-      'run-dir': { type: 'string' },
-      'log-every': { type: 'string', default: '50' },
-      plot: { type: 'boolean', default: false },
-    },
-  });
+  const { values } = parseArgs({ args, options: trainOptions });
   const runDir = values['run-dir'];
   if (values.plot && !runDir) throw new UsageError('--plot needs --run-dir DIR (the plot is DIR/curves.svg)');
+  if (values.nesterov && values['no-nesterov']) throw new UsageError('--nesterov and --no-nesterov contradict each other');
   const checkpointDir = values['checkpoint-dir'] ?? runDir;
   if (!values.dataset) throw new UsageError('train needs --dataset');
-  const size = Number(values.size);
-  const [trainSet, testSet] = await Promise.all([
-    loadData(values.dataset, 'train', values.root, size),
-    loadData(values.dataset, 'test', values.root, size),
-  ]);
+  const size = integerFlag('size', values.size);
+  const seed = Number(values.seed);
+  const valSplit = numberFlag('val-split', values['val-split']);
+  if (valSplit !== undefined && !(valSplit > 0 && valSplit < 1)) throw new UsageError(`--val-split expects a fraction between 0 and 1, got '${values['val-split']}'`);
   const arch = archOf(values.arch, 'resnet20');
-  const [channels, height] = trainSet.imageShape;
-  // --weights starts from a file (fine-tuning, or a second schedule); --resume restores a checkpoint.
-  const model = await createModel(arch, {
-    numClasses: trainSet.classes.length,
-    inChannels: channels,
-    seed: Number(values.seed),
-    ...(values.weights !== undefined && { weights: values.weights }),
-  });
-  const epochs = Number(values.epochs);
-  let batchSize = Number(values['batch-size']);
+  // Fine-tuning torchvision's weights: normalise as they were trained (ImageNet's mean/std).
+  const imagenetStats = values.weights !== undefined && isRegistryName(values.weights) ? { mean: ImageFolder.imagenetMean, std: ImageFolder.imagenetStd } : undefined;
+  let trainSet = await loadData(values.dataset, 'train', values.root, size, imagenetStats);
+  let testSet: ImageDataset | undefined;
+  if (valSplit !== undefined) [trainSet, testSet] = randomSplit(trainSet, valSplit, seed);
+  else if (values.dataset !== 'folder' || (values.root && (await isFolder(join(values.root, 'val'))))) {
+    // Validation images are normalised with the training set's statistics, as the model will see them.
+    testSet = await loadData(values.dataset, 'test', values.root, size, trainSet);
+    if (testSet.classes.join('\n') !== trainSet.classes.join('\n')) {
+      throw new UsageError(`the validation set's classes (${testSet.classes.join(', ')}) are not the training set's (${trainSet.classes.join(', ')})`);
+    }
+  }
+  const model = await startingModel(arch, trainSet, seed, values.weights, json);
+  const epochs = integerFlag('epochs', values.epochs);
+  let batchSize = integerFlag('batch-size', values['batch-size']);
   if (batchSize > trainSet.length) {
     // Fine-tuning sets are often smaller than one default batch: train on the whole set per step.
     process.stderr.write(`resnet train: --batch-size ${batchSize} is more than the ${trainSet.length} training images; using ${trainSet.length}\n`);
@@ -116,52 +211,109 @@ export async function train(args: string[], json: boolean): Promise<void> {
   const schedule = ownEntry(schedules, values.schedule);
   if (!schedule) throw new UsageError(`unknown schedule '${values.schedule}'`);
   const lr = Number(values.lr);
-  const number = (flag: string, text: string | undefined) => {
-    if (text === undefined) return undefined;
-    const x = Number(text);
-    if (text.trim() === '' || !Number.isFinite(x) || x < 0) throw new UsageError(`--${flag} expects a non-negative number, got '${text}'`);
-    return x;
-  };
-  const weightDecay = number('weight-decay', values['weight-decay']);
-  const labelSmoothing = number('label-smoothing', values['label-smoothing']);
-  const erasing = number('erasing', values.erasing);
-  const momentum = number('momentum', values.momentum)!;
+  const weightDecay = numberFlag('weight-decay', values['weight-decay']);
+  const labelSmoothing = numberFlag('label-smoothing', values['label-smoothing']);
+  const erasing = numberFlag('erasing', values.erasing);
+  const momentum = numberFlag('momentum', values.momentum)!;
+  const patience = values.patience === undefined ? undefined : integerFlag('patience', values.patience);
+  if (patience !== undefined && !testSet) throw new UsageError('--patience watches validation accuracy: it needs a validation set (DIR/val, or --val-split F)');
   const trainer = model.trainer({
     optimizer:
       values.optimizer === 'adamw'
         ? { type: 'adamw', lr, ...(weightDecay !== undefined && { weightDecay }) }
         : { type: 'sgd', lr, momentum, weightDecay: weightDecay ?? 5e-4, nesterov: !values['no-nesterov'] && momentum > 0 },
     ...(labelSmoothing !== undefined && { loss: { labelSmoothing } }),
+    ...(values['freeze-up-to'] !== undefined && { freezeUpTo: values['freeze-up-to'] }),
+    ...(values['freeze-bn'] && { freezeBatchNorm: true }),
     schedule,
   });
   if (values.resume) await loadCheckpoint(values.resume, model, trainer);
+  const [, height] = trainSet.imageShape;
   const pad = Math.max(2, Math.round(height! / 8));
-  const report = await fit(model, {
-    train: trainSet,
-    val: testSet,
-    epochs,
-    batchSize,
-    trainer,
-    seed: Number(values.seed),
-    ...((values.augment || erasing !== undefined) && {
-      augment: { ...(values.augment && { crop: { padding: pad }, hflip: true }), ...(erasing !== undefined && erasing > 0 && { randomErasing: { p: erasing } }) },
-    }),
-    ...(checkpointDir && { checkpointDir }),
-    ...(runDir && { metricsFile: join(runDir, 'metrics.jsonl'), metricsEvery: Number(values['log-every']), runInfo: { dataset: values.dataset } }),
-    ...(values.plot && runDir && { onEpoch: async () => writeFileAtomic(join(runDir, 'curves.svg'), await plotCurves([await loadRun(runDir)])) }),
-    onProgress: json
-      ? undefined
-      : (p) =>
-          process.stderr.write(
-            `\repoch ${p.epoch + 1}/${p.epochs} batch ${p.batch}/${p.batches} loss ${p.loss.toFixed(3)} lr ${p.lr.toFixed(4)} ${p.imagesPerSecond.toFixed(0)} img/s, ` +
-              `${formatEta(p.etaSeconds)} left ${p.batch === p.batches ? '\n' : ''}`,
-          ),
-  });
+  const progress = trainingProgress(json);
+  let report;
+  try {
+    report = await fit(model, {
+      train: trainSet,
+      ...(testSet && { val: testSet }),
+      epochs,
+      batchSize,
+      trainer,
+      seed,
+      ...((values.augment || erasing !== undefined) && {
+        augment: { ...(values.augment && { crop: { padding: pad }, hflip: true }), ...(erasing !== undefined && erasing > 0 && { randomErasing: { p: erasing } }) },
+      }),
+      ...(checkpointDir && { checkpointDir }),
+      ...(runDir && { metricsFile: join(runDir, 'metrics.jsonl'), metricsEvery: Number(values['log-every']), runInfo: { dataset: values.dataset } }),
+      ...(patience !== undefined && { earlyStopping: { patience, restoreBest: true } }),
+      onEpochEnd: async (entry) => {
+        progress.epochEnd(entry);
+        if (values.plot && runDir) await writeFileAtomic(join(runDir, 'curves.svg'), await plotCurves([await loadRun(runDir)]));
+      },
+      ...(progress.onProgress && { onProgress: progress.onProgress }),
+    });
+  } finally {
+    progress.stop();
+  }
+  // What the model was trained on travels with its weights: predict and serve use it.
+  model.setClasses(trainSet.classes);
+  const preprocessing = trainedPreprocessing(values.dataset, trainSet);
+  if (preprocessing) model.setPreprocessing(preprocessing);
   if (values.out) await model.save(values.out);
   const last = report.epochs.at(-1);
-  const summary = { arch: model.arch, dataset: values.dataset, epochs: report.epochs, seconds: report.seconds, weights: values.out ?? null };
+  const summary = { arch: model.arch, dataset: values.dataset, epochs: report.epochs, seconds: report.seconds, weights: values.out ?? null, ...(report.earlyStopping && { earlyStopping: report.earlyStopping }) };
   model.dispose();
-  console.log(json ? JSON.stringify(summary) : `${arch}: test accuracy ${last?.val?.top1.toFixed(4) ?? 'n/a'} after ${epochs} epoch(s), ${report.seconds.toFixed(0)} s`);
+  const stopped = report.earlyStopping?.stopped
+    ? ` (stopped early; best epoch ${report.earlyStopping.bestEpoch}, top-1 ${report.earlyStopping.best.toFixed(4)}${report.earlyStopping.restored ? ', its weights kept' : ''})`
+    : '';
+  const accuracy = report.earlyStopping?.restored ? report.earlyStopping.best : last?.val?.top1;
+  console.log(json ? JSON.stringify(summary) : `${arch}: ${testSet ? `validation accuracy ${accuracy?.toFixed(4) ?? 'n/a'}` : 'no validation set'} after ${report.epochs.length} epoch(s), ${report.seconds.toFixed(0)} s${stopped}`);
+}
+
+/**
+ * Progress of `resnet train` on stderr: a bar with the ETA on a terminal, plain lines otherwise
+ * (a log file gets one line per tenth of an epoch and one per epoch), nothing with --json.
+ */
+function trainingProgress(json: boolean): { onProgress?: (p: FitProgress) => void; epochEnd(e: EpochReport): void; stop(): void } {
+  if (json) return { epochEnd() {}, stop() {} };
+  const epochLine = (e: EpochReport) =>
+    `epoch ${e.epoch + 1}: train loss ${e.trainLoss.toFixed(4)} accuracy ${e.trainAccuracy.toFixed(4)}` +
+    (e.val ? `, validation loss ${e.val.loss.toFixed(4)} accuracy ${e.val.top1.toFixed(4)}` : '') +
+    `, ${e.imagesPerSecond.toFixed(0)} img/s, ${e.seconds.toFixed(0)} s`;
+  const line = (p: FitProgress) =>
+    `epoch ${p.epoch + 1}/${p.epochs} batch ${p.batch}/${p.batches} loss ${p.loss.toFixed(3)} lr ${p.lr.toFixed(4)} ${p.imagesPerSecond.toFixed(0)} img/s, ${formatEta(p.etaSeconds)} left`;
+  if (!process.stderr.isTTY) {
+    return {
+      onProgress: (p) => {
+        if (p.batch % Math.max(1, Math.ceil(p.batches / 10)) < 20 || p.batch === p.batches) process.stderr.write(`${line(p)}\n`);
+      },
+      epochEnd: (e) => process.stderr.write(`${epochLine(e)}\n`),
+      stop() {},
+    };
+  }
+  const bar = new cliProgress.SingleBar(
+    { format: 'epoch {epoch} [{bar}] {value}/{total} loss {loss} lr {lr} {rate} img/s, {eta_text} left', hideCursor: true, stream: process.stderr, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  let epoch = -1;
+  return {
+    onProgress: (p) => {
+      const payload = { epoch: `${p.epoch + 1}/${p.epochs}`, loss: p.loss.toFixed(3), lr: p.lr.toFixed(4), rate: p.imagesPerSecond.toFixed(0), eta_text: formatEta(p.etaSeconds) };
+      if (p.epoch !== epoch) {
+        if (epoch >= 0) bar.stop();
+        bar.start(p.batches, p.batch, payload);
+        epoch = p.epoch;
+      } else bar.update(p.batch, payload);
+    },
+    epochEnd: (e) => {
+      if (epoch >= 0) bar.stop();
+      epoch = -1;
+      process.stderr.write(`${epochLine(e)}\n`);
+    },
+    stop: () => {
+      if (epoch >= 0) bar.stop();
+    },
+  };
 }
 
 /** 3725 -> '1h02m', 125 -> '2m05s', 42 -> '42s'. */
@@ -174,12 +326,21 @@ function formatEta(seconds: number): string {
 }
 
 export async function evalCommand(args: string[], json: boolean): Promise<void> {
-  const { values } = parseArgs({ args, options: { ...common, weights: { type: 'string' } } });
+  const { values } = parseArgs({ args, options: evalOptions });
   if (!values.dataset || !values.weights) throw new UsageError('eval needs --dataset and --weights');
-  const data = await loadData(values.dataset, 'test', values.root, Number(values.size));
-  const arch = archOf(values.arch, 'resnet20');
-  const model = await createModel(arch, { numClasses: data.classes.length, inChannels: data.imageShape[0], weights: values.weights });
-  const result = await evaluate(model, data, { batchSize: Number(values['batch-size']) });
-  model.dispose();
-  console.log(json ? JSON.stringify({ arch, dataset: values.dataset, ...result }) : `${arch} on ${values.dataset}: top-1 ${result.top1.toFixed(4)}, top-5 ${result.top5.toFixed(4)}, loss ${result.loss.toFixed(4)} (${result.count} images)`);
+  // A file `resnet train --out` wrote knows its architecture, classes and preprocessing.
+  const described = (await readWeightsFile(values.weights).then((f) => readModelMetadata(values.weights!, f.metadata))) !== null;
+  const saved = described ? await loadModel(values.weights) : null;
+  const preprocessing = saved?.preprocessing;
+  const size = preprocessing?.fit !== undefined && preprocessing.fit !== 'shorter-side' && typeof preprocessing.crop === 'number' ? preprocessing.crop : integerFlag('size', values.size);
+  const stats = preprocessing?.mean && preprocessing.std ? { mean: preprocessing.mean, std: preprocessing.std } : undefined;
+  const data = await loadData(values.dataset, 'test', values.root, size, stats);
+  const arch = saved?.arch ?? archOf(values.arch, 'resnet20');
+  const model = saved ?? (await createModel(arch as ArchitectureName, { numClasses: data.classes.length, inChannels: data.imageShape[0], weights: values.weights }));
+  try {
+    const result = await evaluate(model, data, { batchSize: Number(values['batch-size']) });
+    console.log(json ? JSON.stringify({ arch, dataset: values.dataset, ...result }) : `${arch} on ${values.dataset}: top-1 ${result.top1.toFixed(4)}, top-5 ${result.top5.toFixed(4)}, loss ${result.loss.toFixed(4)} (${result.count} images)`);
+  } finally {
+    model.dispose();
+  }
 }

@@ -12,6 +12,9 @@ import {
 } from './options.js';
 import { InvalidArgumentError } from './errors.js';
 import * as v from './validate.js';
+import { WeightsError } from './errors.js';
+import { readWeightsFile } from './weights/files.js';
+import { readModelMetadata } from './weights/model-metadata.js';
 import { weightsEntry } from './weights/registry.js';
 
 /** torchvision's _ovewrite_named_param: pretrained weights fix some options. */
@@ -111,4 +114,34 @@ export async function createModel(arch: ArchitectureName, options?: ModelOptions
   return architectures[arch].stem === 'cifar'
     ? buildCifar(arch as CifarName, options)
     : build(arch as Exclude<ArchitectureName, CifarName>, options);
+}
+
+/** What loadModel() takes besides the file: where and how to run the model. */
+export type LoadModelOptions = Pick<ModelOptions, 'device' | 'precision' | 'memoryFormat'>;
+
+/**
+ * A model rebuilt from a file model.save() wrote (or `resnet train --out`): the architecture, its
+ * options, the weights, the classes and the preprocessing all come from the file, e.g.
+ * `const model = await loadModel('pets.safetensors'); await model.classify('cat.jpg')`.
+ */
+export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<ResNet> {
+  if (typeof path !== 'string' || path === '') throw v.invalid('a file path', 'path', path);
+  v.knownKeys('loadModel', v.plainObject('options', options), ['device', 'precision', 'memoryFormat']);
+  const file = await readWeightsFile(path);
+  const description = await readModelMetadata(path, file.metadata);
+  if (description === null) {
+    throw new WeightsError(
+      `'${path}' has no model description (model.save() of libtorch-resnet writes one); build the architecture, e.g. resnet18({ numClasses: 10 }), and call model.load('${path}')`,
+    );
+  }
+  const { structure } = description;
+  const model = await ResNet.create(resolveConfig(description.arch, structure, { ...structure, ...options, weights: path, seed: 0 }));
+  try {
+    await model.loadStateDict(file.tensors);
+    model.adopt(description);
+    return model;
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
 }

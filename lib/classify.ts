@@ -1,16 +1,16 @@
 // classify(): images in, top-k labels out, preprocessed as the model's weights were trained
 // (torchvision's ImageClassification recipe of the weights entry, or ImageNet's defaults).
-import { fromTransforms, preprocessBatch, type ImageInput, type PreprocessOptions } from './image/preprocess.js';
+import { preprocessBatch, type ImageInput, type PreprocessOptions } from './image/preprocess.js';
 import type { Tensor } from './tensor.js';
 import * as v from './validate.js';
-import { imagenetCategories, type WeightsEntry } from './weights/registry.js';
+import { imagenetCategories } from './weights/registry.js';
 
 export interface ClassifyOptions {
   /** How many classes per image, best first. Default 5. */
   topk?: number;
-  /** Class names by index. Default: the weights' categories (ImageNet), else the index as text. */
+  /** Class names by index. Default: the model's classes (model.classes), else the index as text. */
   labels?: readonly string[];
-  /** Preprocessing. Default: the weights' recipe, else resize 256, crop 224, ImageNet mean/std. */
+  /** Preprocessing. Default: the model's (model.preprocessing), else resize 256, crop 224, ImageNet mean/std. */
   preprocess?: PreprocessOptions;
 }
 
@@ -19,10 +19,6 @@ export interface Prediction {
   index: number;
   /** Softmax probability. */
   score: number;
-}
-
-export function classifyPreprocessing(weights: WeightsEntry | null, options: ClassifyOptions): PreprocessOptions {
-  return options.preprocess ?? (weights ? fromTransforms(weights.transforms) : {});
 }
 
 /** Softmax of each row, then the `topk` best classes of each, with labels. */
@@ -41,14 +37,16 @@ export function topPredictions(logits: Tensor<Float32Array>, topk: number, label
   return out;
 }
 
-export function resolveClassify(weights: WeightsEntry | null, numClasses: number, options: ClassifyOptions) {
+/** The model's own classes and preprocessing (see ResNet.classes / .preprocessing) unless overridden. */
+export function resolveClassify(model: { classes: readonly string[] | null; preprocessing: PreprocessOptions | null; config: { numClasses: number } }, options: ClassifyOptions) {
   v.knownKeys('classify', v.plainObject('options', options), ['topk', 'labels', 'preprocess']);
   const topk = v.positiveInteger('topk', options.topk ?? 5);
-  const labels = options.labels ?? (weights || numClasses === 1000 ? imagenetCategories() : null);
+  const numClasses = model.config.numClasses;
+  const labels = options.labels ?? model.classes ?? (numClasses === 1000 ? imagenetCategories() : null);
   if (labels !== null && (!Array.isArray(labels) || labels.length !== numClasses)) {
     throw v.invalid(`an array of ${numClasses} labels`, 'labels', labels);
   }
-  return { topk, labels, preprocess: classifyPreprocessing(weights, options) };
+  return { topk, labels, preprocess: options.preprocess ?? model.preprocessing ?? {} };
 }
 
 export async function imagesToBatch(images: readonly ImageInput[] | ImageInput, preprocess: PreprocessOptions): Promise<{ batch: Tensor<Float32Array>; single: boolean }> {

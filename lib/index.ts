@@ -17,6 +17,8 @@ export {
   resnet56,
   resnet110,
   resnet1202,
+  loadModel,
+  type LoadModelOptions,
 } from './builders.js';
 export {
   architectures,
@@ -50,11 +52,12 @@ export { loadWeights, saveWeights, type LoadWeightsOptions, type SaveWeightsOpti
 export { downloadWeights, torchHubCheckpointsDir, type DownloadOptions, type DownloadProgress } from './weights/download.js';
 export { imagenetCategories, weightsEntry, weightsNames, type WeightsEntry, type WeightsTransforms } from './weights/registry.js';
 export { readSafetensors, writeSafetensors, parseSafetensors } from './weights/safetensors.js';
+export { metadataKey, type ModelMetadata, type ModelStructure } from './weights/model-metadata.js';
 export type { LoadOptions } from './model.js';
 export * from './data/index.js';
 export { lrAt, resolveSchedule, scheduleTypes, type ResolvedSchedule, type ScheduleOptions, type ScheduleType } from './train/schedule.js';
 export { Trainer, type OptimizerOptions, type StepResult, type TrainerOptions, type TrainerState } from './train/trainer.js';
-export { evaluate, fit, loadCheckpoint, saveCheckpoint, type BatchSource, type EpochReport, type EvaluateResult, type FitOptions, type FitProgress, type FitReport } from './train/fit.js';
+export { evaluate, fit, loadCheckpoint, saveCheckpoint, type BatchSource, type EarlyStoppingOptions, type EpochReport, type EvaluateResult, type FitOptions, type FitProgress, type FitReport } from './train/fit.js';
 export { parseMetrics, readMetrics, type EpochRecord, type IterationRecord, type MetricsRecord, type RunRecord } from './train/metrics.js';
 export { curvesSpec, loadRun, plotCurves, type CurveRun, type PlotOptions } from './train/curves.js';
 export { runDegradation, resultsTable, type DegradationOptions, type DegradationReport, type NetResult } from './train/degradation.js';

@@ -5,7 +5,11 @@ import type { ResNetConfig } from './options.js';
 import { formatShape, numelOf, Tensor, type DType, type TensorLike } from './tensor.js';
 import { InvalidArgumentError, ShapeError } from './errors.js';
 import * as v from './validate.js';
-import { loadWeights, saveWeights, type LoadWeightsOptions, type SaveWeightsOptions } from './weights/files.js';
+import { formatFor, readWeightsFile, saveWeights, type LoadWeightsOptions, type SaveWeightsOptions } from './weights/files.js';
+import { encodeMetadata, metadataKey, readModelMetadata, sidecarPath, structureOf, type ModelMetadata } from './weights/model-metadata.js';
+import { writeFileAtomic } from './atomic-write.js';
+import { checkPreprocessOptions, fromTransforms, type PreprocessOptions } from './image/preprocess-options.js';
+import { imagenetCategories } from './weights/registry.js';
 import type { ProgressOption } from './weights/progress.js';
 import type { WeightsEntry } from './weights/registry.js';
 import { trainingPort, type TrainingPort } from './train/port.js';
@@ -68,6 +72,8 @@ export class ResNet implements Disposable {
   readonly weights: WeightsEntry | null;
   readonly #native: NativeModel;
   #training = false;
+  #classes: readonly string[] | null = null;
+  #preprocessing: Readonly<PreprocessOptions> | null = null;
 
   /** @internal Use the builders (resnet50(), createResNet(), ...). */
   constructor(nativeModel: NativeModel, config: ResNetConfig, weights: WeightsEntry | null = null) {
@@ -112,6 +118,69 @@ export class ResNet implements Disposable {
     return new ResNet(nativeModel, config, weights);
   }
 
+  /**
+   * Class names by label, used by classify(), `resnet predict` and the server: set by setClasses()
+   * (resnet train sets the data set's), restored by load() from a file model.save() wrote, or the
+   * pretrained weights' categories (ImageNet). null when nothing says.
+   */
+  get classes(): readonly string[] | null {
+    return this.#classes ?? (this.weights ? imagenetCategories() : null);
+  }
+
+  /**
+   * preprocess() options that make this model's input from an image: set by setPreprocessing()
+   * (resnet train sets the data set's size, resize rule and mean/std), restored by load(), or the
+   * pretrained weights' transforms. null when nothing says (classify() then uses ImageNet's).
+   */
+  get preprocessing(): Readonly<PreprocessOptions> | null {
+    return this.#preprocessing ?? (this.weights ? fromTransforms(this.weights.transforms) : null);
+  }
+
+  /** Names the classes (one per output, in label order); saved with the weights by save(). */
+  setClasses(classes: readonly string[] | null): this {
+    if (classes === null) {
+      this.#classes = null;
+      return this;
+    }
+    const n = this.config.numClasses;
+    if (!Array.isArray(classes) || classes.length !== n || !classes.every((c) => typeof c === 'string')) {
+      throw v.invalid(`an array of ${n} class names (one per output of the model)`, 'classes', classes);
+    }
+    this.#classes = Object.freeze([...classes]);
+    return this;
+  }
+
+  /** Says how images become this model's input (preprocess() options); saved by save(). */
+  setPreprocessing(options: PreprocessOptions | null): this {
+    if (options === null) {
+      this.#preprocessing = null;
+      return this;
+    }
+    if (this.config.inChannels !== 3) {
+      throw new InvalidArgumentError(`Expected a model with 3 input channels for preprocessing (it makes RGB images) but this model takes ${this.config.inChannels}`);
+    }
+    this.#preprocessing = Object.freeze(checkPreprocessOptions(options));
+    return this;
+  }
+
+  /** @internal What save() writes next to the tensors. */
+  describe(): ModelMetadata {
+    const classes = this.classes;
+    const preprocessing = this.preprocessing;
+    return {
+      arch: this.arch,
+      structure: structureOf(this.config),
+      ...(classes !== null && { classes: [...classes] }),
+      ...(preprocessing !== null && { preprocess: structuredClone(preprocessing) as PreprocessOptions }),
+    };
+  }
+
+  /** @internal Takes the classes and preprocessing of a loaded description that fit this model. */
+  adopt(description: ModelMetadata): void {
+    if (description.classes?.length === this.config.numClasses) this.#classes = Object.freeze([...description.classes]);
+    if (description.preprocess !== undefined && this.config.inChannels === 3) this.#preprocessing = Object.freeze(description.preprocess);
+  }
+
   /** Where the weights live: 'cpu' or 'cuda:N'. */
   get device(): string {
     return this.#native.device;
@@ -143,13 +212,14 @@ export class ResNet implements Disposable {
 
   /**
    * Top-k classes of each image (a path or the bytes of a JPEG, PNG, WebP, GIF, TIFF or AVIF),
-   * preprocessed with the weights' recipe (resize 232 or 256, centre crop 224, mean/std), softmax
-   * scores, and labels from the weights' categories. Returns one list per image.
+   * preprocessed as `model.preprocessing` says (pretrained weights: their recipe, resize 232 or
+   * 256, centre crop 224, mean/std; a trained model: its data set's), softmax scores, and labels
+   * from `model.classes`. Returns one list per image.
    */
   async classify(images: readonly ImageInput[] | ImageInput, options: ClassifyOptions = {}): Promise<Prediction[][]> {
     // Loaded on first use: image decoding (sharp) is not needed by models that never classify.
     const { imagesToBatch, resolveClassify, topPredictions } = await import('./classify.js');
-    const { topk, labels, preprocess } = resolveClassify(this.weights, this.config.numClasses, options);
+    const { topk, labels, preprocess } = resolveClassify(this, options);
     const { batch } = await imagesToBatch(images, preprocess);
     return topPredictions(await this.forward(batch), topk, labels);
   }
@@ -282,16 +352,32 @@ export class ResNet implements Disposable {
         reporter.done();
       }
     }
-    const tensors = await loadWeights(path, { ...(key !== undefined && { key }), ...(stripPrefix !== undefined && { stripPrefix }) });
-    return this.loadStateDict(tensors, { ...(strict !== undefined && { strict }), ...(exclude !== undefined && { exclude }) });
+    const file = await readWeightsFile(path, { ...(key !== undefined && { key }), ...(stripPrefix !== undefined && { stripPrefix }) });
+    // Read before anything changes: a damaged description fails the load, model untouched.
+    const description = await readModelMetadata(path, file.metadata);
+    const result = await this.loadStateDict(file.tensors, { ...(strict !== undefined && { strict }), ...(exclude !== undefined && { exclude }) });
+    if (description) this.adopt(description);
+    return result;
   }
 
-  /** Saves the weights: .safetensors, or a .pth that torch.load(weights_only=True) accepts. */
+  /**
+   * Saves the weights (.safetensors, or a .pth that torch.load(weights_only=True) accepts) with
+   * the model's description: architecture, classes, preprocessing. It goes into a safetensors
+   * file's metadata, or next to a .pth file as `<file>.json`. load() and loadModel() read it back.
+   */
   async save(path: string, options: SaveWeightsOptions = {}): Promise<void> {
+    v.knownKeys('save', v.plainObject('options', options), ['format', 'metadata']);
+    const format = formatFor(path, options.format);
+    if (options.metadata !== undefined) v.plainObject('metadata', options.metadata);
     const state = await this.stateDict();
-    const format = options.format;
-    const metadata = options.metadata ?? (path.toLowerCase().endsWith('.safetensors') || format === 'safetensors' ? { format: 'pt', arch: this.arch } : undefined);
-    await saveWeights(path, state, { ...(format !== undefined && { format }), ...(metadata !== undefined && { metadata }) });
+    const description = encodeMetadata(this.describe());
+    if (format === 'safetensors') {
+      const metadata = { format: 'pt', arch: this.arch, [metadataKey]: description, ...options.metadata };
+      await saveWeights(path, state, { format, metadata });
+      return;
+    }
+    await saveWeights(path, state, { format, ...(options.metadata !== undefined && { metadata: options.metadata }) });
+    await writeFileAtomic(sidecarPath(path), description);
   }
 
   /**

@@ -2,11 +2,13 @@
 // Classes are the sub-folders of root sorted by code point (Python's sorted()), each class folder is
 // walked recursively with names sorted, and files are kept by extension. Images are decoded with
 // sharp (on libuv's thread pool, `concurrency` at a time) to 8-bit sRGB and brought to one size so
-// that they can be batched. Alpha is dropped and EXIF orientation is not applied: torchvision's
-// loader (PIL's Image.open(...).convert('RGB')) does neither.
+// that they can be batched (lib/image/fitted-decode.ts, which serving uses too). Alpha is dropped,
+// as torchvision's loader (PIL's Image.open(...).convert('RGB')) does; the EXIF orientation is
+// applied, which torchvision's loader does not: a phone photo is trained on upright, as it is
+// then classified.
 import { availableParallelism } from 'node:os';
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
-import sharp from 'sharp';
+import { decodeFitted, type Fit } from '../image/fitted-decode.js';
 import { DataError } from './errors.js';
 
 /** The extensions of torchvision's IMG_EXTENSIONS that sharp can decode (not .bmp, .ppm, .pgm),
@@ -21,6 +23,9 @@ export const imageExtensions = ['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff
  * image already at the target size is not resampled at all.
  */
 export type ResizeMode = 'crop' | 'stretch';
+
+/** The preprocess() `fit` that reproduces a ResizeMode. */
+export const fitOf = (resize: ResizeMode): Fit => (resize === 'crop' ? 'cover' : 'fill');
 
 export interface ImageFolderScan {
   classes: string[];
@@ -130,21 +135,12 @@ export async function decodeImage(file: string | Buffer, height: number, width: 
   } catch (error) {
     throw unreadable('image', Buffer.from(file), error);
   }
-  let raw: { data: Buffer; info: sharp.OutputInfo };
+  let data: Buffer;
   try {
-    raw = await sharp(bytes, { failOn: 'error' })
-      .resize(width, height, { fit: resize === 'crop' ? 'cover' : 'fill', position: 'centre' })
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
+    data = await decodeFitted(bytes, height, width, fitOf(resize));
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     throw new DataError(`Cannot decode image '${path}': ${message}`, { file: path, cause: error });
-  }
-  const { data, info } = raw;
-  if (info.channels !== 3 || info.width !== width || info.height !== height) {
-    throw new DataError(`Cannot decode image '${path}': got ${info.width}x${info.height} with ${info.channels} channels instead of ${width}x${height} RGB`, { file: path });
   }
   // sharp gives interleaved RGBRGB...; ImageDataset keeps planes.
   const plane = height * width;

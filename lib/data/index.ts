@@ -4,6 +4,7 @@ export { BatchIterator, type Batch } from './batch-iterator.js';
 export type { AugmentOptions, BatchOptions, RandomErasingOptions } from './batch-options.js';
 export { CIFAR10, CIFAR100, FashionMNIST, ImageFolder, MNIST, type CifarLoadOptions, type IdxLoadOptions, type ImageFolderLoadOptions, type Split } from './datasets.js';
 export { DataError } from './errors.js';
+export { randomSplit } from './split.js';
 export { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx, readIdxImages, readIdxLabels, type IdxArray } from './idx.js';
 export { cifarFiles, readCifar, type CifarData, type CifarLabels, type CifarSplit, type CifarVariant } from './cifar.js';
 export { imageExtensions, readImageFolder, scanImageFolder, type ImageFolderScan, type ResizeMode } from './image-folder.js';

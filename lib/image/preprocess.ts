@@ -25,56 +25,36 @@
 //
 // The float conversion is torchvision's float32 arithmetic, step by step, through a table per
 // channel: for a given 8-bit crop the tensor is torchvision's to the bit.
+import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import sharp from 'sharp';
+import { decodeFitted, type Fit as FittedMode } from './fitted-decode.js';
 import { InvalidArgumentError } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { describe, invalid, knownKeys, oneOf, plainObject, positiveInteger } from '../validate.js';
-import type { WeightsTransforms } from '../weights/registry.js';
+import { describe, invalid, positiveInteger } from '../validate.js';
+import { resolve, type Interpolation, type PreprocessOptions, type Resolved } from './preprocess-options.js';
 import { ImageError } from './errors.js';
-import { resampleWindow, type ResampleFilter, type Window } from './resample.js';
+import { resampleWindow, type Window } from './resample.js';
 
 /** A file path, or the bytes of an encoded image (a Buffer is a Uint8Array). */
 export type ImageInput = string | Uint8Array;
 
-/** torchvision's InterpolationMode values that are supported (Pillow's filters of the same name). */
-export type Interpolation = ResampleFilter;
-export const interpolations: readonly Interpolation[] = Object.freeze(['bilinear', 'bicubic', 'lanczos'] as const);
-
-/**
- * - 'sharp' (default): reductions in libvips on the thread pool; close to Pillow, not equal.
- * - 'pillow': every resize in Pillow's arithmetic, on the calling thread: torchvision's tensor
- *   exactly, at a cost that grows with the input's size (tens of milliseconds for a 12-megapixel
- *   photo).
- * Enlargements are computed as Pillow does with either.
- */
-export type Resampler = 'sharp' | 'pillow';
-export const resamplers: readonly Resampler[] = Object.freeze(['sharp', 'pillow'] as const);
-
-export type RGB = readonly [number, number, number];
-
-export interface PreprocessOptions {
-  /** The shorter side is resized to this (torchvision's resize_size). Default 256. */
-  resize?: number;
-  /** Side of the centre crop (crop_size). Default 224. */
-  crop?: number;
-  /** Per-channel mean subtracted after scaling to [0, 1]. Default ImageNet's (0.485, 0.456, 0.406). */
-  mean?: RGB;
-  /** Per-channel divisor. Default ImageNet's (0.229, 0.224, 0.225). */
-  std?: RGB;
-  /** Default 'bilinear', as every torchvision ResNet weights entry. */
-  interpolation?: Interpolation;
-  resampler?: Resampler;
-  /**
-   * Largest image accepted, in pixels (width x height, read from the header before decoding).
-   * Default 89,478,485: Pillow's MAX_IMAGE_PIXELS, its decompression-bomb limit. A 32 KB PNG can
-   * declare 16383 x 16383 pixels, 800 MB once decoded.
-   */
-  maxPixels?: number;
-}
-
-/** Pillow's Image.MAX_IMAGE_PIXELS: 1024 * 1024 * 1024 // 4 // 3. */
-export const defaultMaxPixels = 89_478_485;
+export {
+  checkPreprocessOptions,
+  defaultMaxPixels,
+  fits,
+  fromTransforms,
+  imagenetMean,
+  imagenetStd,
+  interpolations,
+  resamplers,
+  type Fit,
+  type Interpolation,
+  type PreprocessOptions,
+  type Resampler,
+  type RGB,
+  type TransformsOptions,
+} from './preprocess-options.js';
 
 export interface PreprocessBatchOptions extends PreprocessOptions {
   /** Images decoded at the same time (each holds its full-size pixels while it is). Default:
@@ -82,85 +62,12 @@ export interface PreprocessBatchOptions extends PreprocessOptions {
   concurrency?: number;
 }
 
-export const imagenetMean: RGB = Object.freeze([0.485, 0.456, 0.406] as const);
-export const imagenetStd: RGB = Object.freeze([0.229, 0.224, 0.225] as const);
-
-const optionNames = ['resize', 'crop', 'mean', 'std', 'interpolation', 'resampler', 'maxPixels'] as const;
-
 // sharp's runtime has 'linear' (libvips' triangle kernel); its 0.33 typings leave it out.
 const sharpKernel: Record<Interpolation, keyof sharp.KernelEnum> = {
   bilinear: 'linear' as keyof sharp.KernelEnum,
   bicubic: 'cubic', // Catmull-Rom, as Pillow's BICUBIC (a = -0.5)
   lanczos: 'lanczos3',
 };
-
-interface Resolved {
-  resize: number;
-  crop: number;
-  interpolation: Interpolation;
-  resampler: Resampler;
-  maxPixels: number;
-  /** Per channel: byte -> normalised value. */
-  tables: [Float32Array, Float32Array, Float32Array];
-}
-
-function rgb(name: string, value: unknown, positive: boolean): RGB {
-  const ok =
-    Array.isArray(value) &&
-    value.length === 3 &&
-    value.every((v) => typeof v === 'number' && Number.isFinite(v) && (!positive || v > 0));
-  if (!ok) throw invalid(`an array of 3 ${positive ? 'positive ' : ''}finite numbers`, name, value);
-  return value as unknown as RGB;
-}
-
-/** torchvision's arithmetic: uint8 -> float32 / 255, then (x - mean) / std in float32. */
-function tables(mean: RGB, std: RGB): Resolved['tables'] {
-  const make = (c: 0 | 1 | 2) => {
-    const m = Math.fround(mean[c]);
-    const s = Math.fround(std[c]);
-    const table = new Float32Array(256);
-    for (let v = 0; v < 256; v++) table[v] = Math.fround(Math.fround(v / 255) - m) / s;
-    return table;
-  };
-  return [make(0), make(1), make(2)];
-}
-
-function resolve(options: unknown, extra: readonly string[] = []): Resolved {
-  const o = options === undefined ? {} : plainObject('preprocess options', options);
-  knownKeys('preprocess options', o, [...optionNames, ...extra]);
-  return {
-    resize: o.resize === undefined ? 256 : positiveInteger('resize', o.resize),
-    crop: o.crop === undefined ? 224 : positiveInteger('crop', o.crop),
-    interpolation: o.interpolation === undefined ? 'bilinear' : oneOf('interpolation', o.interpolation, interpolations),
-    resampler: o.resampler === undefined ? 'sharp' : oneOf('resampler', o.resampler, resamplers),
-    maxPixels: o.maxPixels === undefined ? defaultMaxPixels : positiveInteger('maxPixels', o.maxPixels),
-    tables: tables(
-      o.mean === undefined ? imagenetMean : rgb('mean', o.mean, false),
-      o.std === undefined ? imagenetStd : rgb('std', o.std, true),
-    ),
-  };
-}
-
-/** fromTransforms' result: every option set, tuples that the caller may keep and change. */
-export interface TransformsOptions extends PreprocessOptions {
-  resize: number;
-  crop: number;
-  mean: [number, number, number];
-  std: [number, number, number];
-  interpolation: Interpolation;
-}
-
-/** The options that reproduce a weights entry's transforms (e.g. resnet50 IMAGENET1K_V2: resize 232). */
-export function fromTransforms(transforms: WeightsTransforms): TransformsOptions {
-  const t = plainObject('transforms', transforms);
-  return {
-    resize: positiveInteger('transforms.resizeSize', t.resizeSize),
-    crop: positiveInteger('transforms.cropSize', t.cropSize),
-    mean: [...rgb('transforms.mean', t.mean, false)] as [number, number, number],
-    std: [...rgb('transforms.std', t.std, true)] as [number, number, number],
-    interpolation: oneOf('transforms.interpolation', t.interpolation, interpolations),
-  };
-}
 
 function checkInput(name: string, input: unknown): ImageInput {
   if ((typeof input === 'string' && input.length > 0) || input instanceof Uint8Array) return input;
@@ -288,9 +195,30 @@ async function transform(pixels: Pixels, o: Resolved, out: Float32Array, offset:
   }
 }
 
+/** ImageFolder's decode (fit 'cover' or 'fill') and its normalisation, into out[offset ...]. */
+async function fitted(input: ImageInput, o: Resolved, out: Float32Array, offset: number): Promise<void> {
+  let bytes: Buffer;
+  try {
+    bytes = typeof input === 'string' ? await readFile(input) : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  } catch (error) {
+    throw new Error(`cannot read the file (${(error as NodeJS.ErrnoException).code ?? message(error)})`);
+  }
+  const header = await sharp(bytes, { failOn: 'error', limitInputPixels: false }).metadata();
+  checkPixels(header.width, header.height, o.maxPixels);
+  const data = await decodeFitted(bytes, o.height, o.width, o.fit as FittedMode, o.maxPixels);
+  const plane = o.height * o.width;
+  const [t0, t1, t2] = o.tables;
+  for (let p = 0, i = 0; p < plane; p++, i += 3) {
+    out[offset + p] = t0[data[i]!]!;
+    out[offset + plane + p] = t1[data[i + 1]!]!;
+    out[offset + 2 * plane + p] = t2[data[i + 2]!]!;
+  }
+}
+
 async function preprocessInto(input: ImageInput, o: Resolved, out: Float32Array, offset: number, index?: number): Promise<void> {
   try {
-    await transform(await decode(input, o.maxPixels), o, out, offset);
+    if (o.fit === 'shorter-side') await transform(await decode(input, o.maxPixels), o, out, offset);
+    else await fitted(input, o, out, offset);
   } catch (error) {
     throw new ImageError(input, message(error), { cause: error, ...(index === undefined ? {} : { index }) });
   }
@@ -304,9 +232,9 @@ async function preprocessInto(input: ImageInput, o: Resolved, out: Float32Array,
 export async function preprocess(input: ImageInput, options?: PreprocessOptions): Promise<Tensor<Float32Array>> {
   const o = resolve(options);
   checkInput('input', input);
-  const out = new Float32Array(3 * o.crop * o.crop);
+  const out = new Float32Array(3 * o.height * o.width);
   await preprocessInto(input, o, out, 0);
-  return new Tensor(out, [1, 3, o.crop, o.crop]);
+  return new Tensor(out, [1, 3, o.height, o.width]);
 }
 
 /**
@@ -324,7 +252,7 @@ export async function preprocessBatch(inputs: readonly ImageInput[], options?: P
   }
   inputs.forEach((input, i) => checkInput(`inputs[${i}]`, input));
 
-  const size = 3 * o.crop * o.crop;
+  const size = 3 * o.height * o.width;
   const out = new Float32Array(inputs.length * size);
   let next = 0;
   let failed = false;
@@ -340,5 +268,5 @@ export async function preprocessBatch(inputs: readonly ImageInput[], options?: P
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, inputs.length) }, runner));
-  return new Tensor(out, [inputs.length, 3, o.crop, o.crop]);
+  return new Tensor(out, [inputs.length, 3, o.height, o.width]);
 }

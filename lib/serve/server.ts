@@ -7,12 +7,11 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import type { Registry } from 'prom-client';
 import { InvalidArgumentError, ResNetError } from '../errors.js';
 import { ImageError } from '../image/errors.js';
-import { checkPixels, defaultMaxPixels, fromTransforms, imagenetMean, imagenetStd, preprocess as preprocessImage, type PreprocessOptions } from '../image/preprocess.js';
+import { checkPixels, defaultMaxPixels, imagenetMean, imagenetStd, preprocess as preprocessImage, type PreprocessOptions } from '../image/preprocess.js';
 import type { ResNet } from '../model.js';
 import { Tensor } from '../tensor.js';
 import { topPredictions, type Prediction } from '../classify.js';
 import * as v from '../validate.js';
-import { imagenetCategories } from '../weights/registry.js';
 import { Batcher, type BatchTask, type ImageOutput } from './batcher.js';
 import { DecodeGate } from './decode-gate.js';
 import { ClientClosedError, PayloadTooLargeError, ShuttingDownError, UnsupportedMediaTypeError } from './errors.js';
@@ -58,9 +57,9 @@ export interface ServerOptions {
   maxResponseBytes?: number;
   /** Predictions per image unless `?topk=` says otherwise. Default 5. */
   topk?: number;
-  /** Class names by index. Default: ImageNet's when the model has pretrained weights, else the index. */
+  /** Class names by index. Default: the model's classes (model.classes: a description it was loaded with, or ImageNet's for pretrained weights), else the index. */
   labels?: readonly string[];
-  /** preprocess() settings, or a function. Default: the weights' transforms, else resize 256, crop 224, ImageNet mean/std. */
+  /** preprocess() settings, or a function. Default: the model's (model.preprocessing), else resize 256, crop 224, ImageNet mean/std. */
   preprocess?: PreprocessOptions | Preprocessor;
   /** fastify's logger option. Default false. */
   logger?: FastifyServerOptions['logger'];
@@ -141,7 +140,7 @@ export function createServer(options: ServerOptions): ResNetServer {
     onBatch: (info) => metrics.observeBatch(info),
   });
   const numClasses = first.config.numClasses;
-  const labels = options.labels ?? (first.weights ? imagenetCategories() : null);
+  const labels = options.labels ?? first.classes;
   if (labels !== null && (!Array.isArray(labels) || labels.length !== numClasses || !labels.every((l) => typeof l === 'string'))) {
     throw v.invalid(`an array of ${numClasses} strings (one per class)`, 'labels', labels);
   }
@@ -361,7 +360,7 @@ function resolvePreprocess(option: ServerOptions['preprocess'], model: ResNet, m
   // Buffers only: preprocess() would read a string as a file path.
   let settings: PreprocessOptions;
   if (option !== undefined) settings = { ...(v.plainObject('preprocess', option) as PreprocessOptions) };
-  else if (model.weights) settings = fromTransforms(model.weights.transforms);
+  else if (model.preprocessing) settings = { ...model.preprocessing };
   else settings = { resize: 256, crop: 224, mean: imagenetMean, std: imagenetStd };
   settings.maxPixels ??= maxPixels;
   return (image) => preprocessImage(image, settings);

@@ -173,7 +173,7 @@ async function trainNet(
       metricsFile: join(dir, 'metrics.jsonl'),
       runInfo: { experiment: 'degradation', family, depth, recipe },
       ...(onProgress && { onProgress: (p: FitProgress) => onProgress(net, p) }),
-      onEpoch: (e) => onLog?.(`${net}: epoch ${e.epoch + 1}: train error ${(100 * (1 - e.trainAccuracy)).toFixed(2)}%, test error ${(100 * (1 - e.val!.top1)).toFixed(2)}%, ${e.seconds.toFixed(0)} s`),
+      onEpochEnd: (e) => onLog?.(`${net}: epoch ${e.epoch + 1}: train error ${(100 * (1 - e.trainAccuracy)).toFixed(2)}%, test error ${(100 * (1 - e.val!.top1)).toFixed(2)}%, ${e.seconds.toFixed(0)} s`),
     });
     const epochs = (await readMetrics(join(dir, 'metrics.jsonl'))).filter((r) => r.type === 'epoch');
     const last = epochs.at(-1)!;

@@ -26,15 +26,20 @@ export interface EvaluateResult {
   count: number;
 }
 
-/** Mean loss, top-1 and top-5 accuracy over a data set, in eval mode, without gradients. */
-export async function evaluate(model: ResNet, data: BatchSource, options: { batchSize?: number } = {}): Promise<EvaluateResult> {
+/** Mean loss, top-1 and top-5 accuracy over a data set, in eval mode, without gradients. An
+ * aborted `signal` stops it before the next batch with an AbortedError. */
+export async function evaluate(model: ResNet, data: BatchSource, options: { batchSize?: number; signal?: AbortSignal } = {}): Promise<EvaluateResult> {
+  v.knownKeys('evaluate', v.plainObject('options', options), ['batchSize', 'signal']);
   const batchSize = v.positiveInteger('batchSize', options.batchSize ?? 256);
+  const { signal } = options;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw v.invalid('AbortSignal', 'signal', signal);
   const port = model[trainingPort]();
   let lossSum = 0;
   let top1 = 0;
   let top5 = 0;
   let count = 0;
   for await (const batch of data.batches({ batchSize })) {
+    if (signal?.aborted) throw new AbortedError(`evaluate() was aborted after ${count} images`, { cause: signal.reason });
     const r = await port.evaluate(batch.images, batch.labels);
     lossSum += r.lossSum;
     top1 += r.top1;
@@ -93,8 +98,15 @@ export interface FitOptions {
   metricsEvery?: number;
   /** Added to the metrics file's `run` record (e.g. the data set's name). */
   runInfo?: Record<string, unknown>;
-  /** Awaited after every epoch, once its checkpoint and metrics are written. */
-  onEpoch?: (report: EpochReport) => void | Promise<void>;
+  /**
+   * Stops when the validation metric has not improved for `patience` epochs (needs `val`).
+   * `metric`: 'top1' (default, higher is better) or 'loss'; `minDelta`: the least change that
+   * counts as better (default 0); `restoreBest`: load the best epoch's weights at the end
+   * (default false, as Keras). A resumed fit starts counting again.
+   */
+  earlyStopping?: EarlyStoppingOptions;
+  /** Awaited after every epoch, once its checkpoint and metrics are written, with its validation. */
+  onEpochEnd?: (report: EpochReport) => void | Promise<void>;
   /**
    * Stops the fit before its next step once aborted: fit() rejects with an AbortedError whose
    * `cause` is the signal's reason. The model and trainer keep the state of the last step done
@@ -103,13 +115,37 @@ export interface FitOptions {
   signal?: AbortSignal;
 }
 
+export interface EarlyStoppingOptions {
+  patience: number;
+  metric?: 'top1' | 'loss';
+  minDelta?: number;
+  restoreBest?: boolean;
+}
+
 export interface FitReport {
   epochs: EpochReport[];
   iterations: number;
   seconds: number;
+  /** With earlyStopping: the best epoch (1-based) and its value, and whether training stopped early. */
+  earlyStopping?: { stopped: boolean; bestEpoch: number; best: number; restored: boolean };
 }
 
-const fitOptionNames = ['train', 'val', 'epochs', 'trainer', 'batchSize', 'augment', 'seed', 'checkpointDir', 'onProgress', 'progressEvery', 'metricsFile', 'metricsEvery', 'runInfo', 'onEpoch', 'signal'];
+function resolveEarlyStopping(value: unknown, hasVal: boolean): Required<EarlyStoppingOptions> | null {
+  if (value === undefined) return null;
+  const o = v.plainObject('earlyStopping', value);
+  v.knownKeys('earlyStopping', o, ['patience', 'metric', 'minDelta', 'restoreBest']);
+  if (!hasVal) throw v.invalid('a val data set to watch (earlyStopping watches validation)', 'val', undefined);
+  const minDelta = o.minDelta ?? 0;
+  if (typeof minDelta !== 'number' || !Number.isFinite(minDelta) || minDelta < 0) throw v.invalid('a non-negative number', 'earlyStopping.minDelta', minDelta);
+  return {
+    patience: v.positiveInteger('earlyStopping.patience', o.patience),
+    metric: o.metric === undefined ? 'top1' : v.oneOf('earlyStopping.metric', o.metric, ['top1', 'loss'] as const),
+    minDelta,
+    restoreBest: v.boolean('earlyStopping.restoreBest', o.restoreBest ?? false),
+  };
+}
+
+const fitOptionNames = ['train', 'val', 'epochs', 'trainer', 'batchSize', 'augment', 'seed', 'checkpointDir', 'onProgress', 'progressEvery', 'metricsFile', 'metricsEvery', 'runInfo', 'earlyStopping', 'onEpochEnd', 'signal'];
 
 /**
  * Trains for `epochs` epochs. A trainer restored from a checkpoint (loadCheckpoint) resumes at its
@@ -118,7 +154,7 @@ const fitOptionNames = ['train', 'val', 'epochs', 'trainer', 'batchSize', 'augme
  */
 export async function fit(model: ResNet, options: FitOptions): Promise<FitReport> {
   v.knownKeys('fit', v.plainObject('options', options), fitOptionNames);
-  const { train, val, trainer, augment, checkpointDir, onProgress, metricsFile, onEpoch } = options;
+  const { train, val, trainer, augment, checkpointDir, onProgress, metricsFile, onEpochEnd } = options;
   const epochs = v.positiveInteger('epochs', options.epochs);
   const batchSize = v.positiveInteger('batchSize', options.batchSize ?? 128);
   const seed = v.nonNegativeInteger('seed', options.seed ?? 0);
@@ -126,7 +162,8 @@ export async function fit(model: ResNet, options: FitOptions): Promise<FitReport
   const metricsEvery = v.positiveInteger('metricsEvery', options.metricsEvery ?? 50);
   if (metricsFile !== undefined && (typeof metricsFile !== 'string' || metricsFile === '')) throw v.invalid('non-empty path', 'metricsFile', metricsFile);
   const runInfo = options.runInfo === undefined ? {} : v.plainObject('runInfo', options.runInfo);
-  if (onEpoch !== undefined && typeof onEpoch !== 'function') throw v.invalid('function', 'onEpoch', onEpoch);
+  if (onEpochEnd !== undefined && typeof onEpochEnd !== 'function') throw v.invalid('function', 'onEpochEnd', onEpochEnd);
+  const stopping = resolveEarlyStopping(options.earlyStopping, val !== undefined);
   const signal = options.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw v.invalid('AbortSignal', 'signal', signal);
   const stopIfAborted = () => {
@@ -147,6 +184,8 @@ export async function fit(model: ResNet, options: FitOptions): Promise<FitReport
 
   const started = performance.now();
   const report: EpochReport[] = [];
+  // Early stopping: the best value so far (in "higher is better" form), its epoch, its weights.
+  const watch = stopping && { best: -Infinity, bestEpoch: 0, waited: 0, weights: null as Record<string, Tensor> | null, stopped: false };
   for (let epoch = Math.floor(trainer.iteration / perEpoch); epoch < epochs; epoch++) {
     const skip = trainer.iteration - epoch * perEpoch; // batches this epoch already did before a resume
     const epochStart = performance.now();
@@ -188,16 +227,32 @@ export async function fit(model: ResNet, options: FitOptions): Promise<FitReport
     }
     const seconds = (performance.now() - epochStart) / 1000;
     const entry: EpochReport = { epoch, trainLoss: seen ? lossSum / seen : 0, trainAccuracy: seen ? correct / seen : 0, imagesPerSecond: seen / seconds, seconds };
-    if (val) entry.val = await evaluate(model, val, { batchSize: Math.max(batchSize, 256) });
+    if (val) entry.val = await evaluate(model, val, { batchSize: Math.max(batchSize, 256), ...(signal && { signal }) });
     if (checkpointDir !== undefined) {
       entry.checkpoint = join(checkpointDir, `checkpoint-${epoch + 1}.safetensors`);
       await saveCheckpoint(entry.checkpoint, model, trainer);
     }
     if (metrics) await metrics.write(epochRecord(entry, trainer.iteration, lr));
     report.push(entry);
-    await onEpoch?.(entry);
+    await onEpochEnd?.(entry);
+    if (stopping && watch && entry.val) {
+      const value = stopping.metric === 'top1' ? entry.val.top1 : -entry.val.loss;
+      if (value > watch.best + stopping.minDelta) {
+        Object.assign(watch, { best: value, bestEpoch: epoch + 1, waited: 0 });
+        if (stopping.restoreBest) watch.weights = await model.stateDict();
+      } else if (++watch.waited >= stopping.patience) {
+        watch.stopped = true;
+        break;
+      }
+    }
   }
-  return { epochs: report, iterations: trainer.iteration, seconds: (performance.now() - started) / 1000 };
+  const result: FitReport = { epochs: report, iterations: trainer.iteration, seconds: (performance.now() - started) / 1000 };
+  if (stopping && watch) {
+    const restored = watch.weights !== null && watch.bestEpoch !== report.at(-1)?.epoch! + 1;
+    if (restored) await model.loadStateDict(watch.weights!);
+    result.earlyStopping = { stopped: watch.stopped, bestEpoch: watch.bestEpoch, best: stopping.metric === 'top1' ? watch.best : -watch.best, restored };
+  }
+  return result;
 }
 
 function epochRecord(entry: EpochReport, iteration: number, lr: number): EpochRecord {

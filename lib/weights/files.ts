@@ -58,6 +58,11 @@ function stripKeys(tensors: Record<string, Tensor>, prefix: string): Record<stri
 
 /** Every tensor of a .pth or .safetensors file, by name. */
 export async function loadWeights(path: string, options: LoadWeightsOptions = {}): Promise<Record<string, Tensor>> {
+  return (await readWeightsFile(path, options)).tensors;
+}
+
+/** loadWeights(), plus a safetensors file's string metadata (null for a .pth file). */
+export async function readWeightsFile(path: string, options: LoadWeightsOptions = {}): Promise<{ tensors: Record<string, Tensor>; metadata: Record<string, string> | null }> {
   if (typeof path !== 'string' || path === '') throw v.invalid('a file path', 'path', path);
   v.knownKeys('loadWeights', v.plainObject('options', options), ['key', 'stripPrefix']);
   if (options.key !== undefined && typeof options.key !== 'string') throw v.invalid('a string', 'key', options.key);
@@ -65,13 +70,13 @@ export async function loadWeights(path: string, options: LoadWeightsOptions = {}
   if (stripPrefix !== undefined && typeof stripPrefix !== 'string' && typeof stripPrefix !== 'boolean') {
     throw v.invalid('a string or boolean', 'stripPrefix', stripPrefix);
   }
-  if ((await sniff(path)) === 'pth') return readPth(path, options);
+  if ((await sniff(path)) === 'pth') return { tensors: await readPth(path, options), metadata: null };
   if (options.key !== undefined) {
     throw new InvalidArgumentError(`Expected no key for a safetensors file (it holds one flat state dict) but received '${options.key}' of type string`);
   }
-  const { tensors } = await readSafetensors(path);
+  const { tensors, metadata } = await readSafetensors(path);
   const prefix = stripPrefix === true ? 'module.' : stripPrefix || '';
-  return prefix ? stripKeys(tensors, prefix) : tensors;
+  return { tensors: prefix ? stripKeys(tensors, prefix) : tensors, metadata };
 }
 
 export function formatFor(path: string, format?: WeightsFormat): WeightsFormat {

@@ -1,0 +1,31 @@
+// The model a command's --weights names: a file model.save() / `resnet train --out` wrote (it
+// brings its architecture, classes and preprocessing), torchvision's weights by name with --arch,
+// or a bare weights file (e.g. from PyTorch) with --arch, its head's size giving the classes.
+import { architectureNames, type ArchitectureName } from '../lib/architectures.js';
+import { createModel, loadModel } from '../lib/builders.js';
+import type { ResNet } from '../lib/model.js';
+import { readWeightsFile } from '../lib/weights/files.js';
+import { readModelMetadata } from '../lib/weights/model-metadata.js';
+import { UsageError } from './train-commands.js';
+
+const isRegistryName = (weights: string) => /^[A-Z][A-Z0-9_]*$/.test(weights);
+
+export function architecture(arch: string | undefined, why: string): ArchitectureName {
+  if (arch === undefined) throw new UsageError(`${why} needs --arch (one of ${architectureNames.join(', ')})`);
+  if (!(architectureNames as string[]).includes(arch)) throw new UsageError(`unknown architecture '${arch}'`);
+  return arch as ArchitectureName;
+}
+
+/** `numClasses` applies to a bare weights file when it has no head to read it from. */
+export async function modelFromWeights(weights: string, arch: string | undefined, options: { numClasses?: number } = {}): Promise<ResNet> {
+  if (isRegistryName(weights)) return createModel(architecture(arch, `--weights ${weights}`), { weights });
+  const file = await readWeightsFile(weights);
+  if ((await readModelMetadata(weights, file.metadata)) !== null) return loadModel(weights);
+  const head = file.tensors['fc.weight'];
+  const stem = file.tensors['conv1.weight'];
+  return createModel(architecture(arch, `'${weights}' has no model description, so it`), {
+    weights,
+    ...(head !== undefined ? { numClasses: head.shape[0]! } : options.numClasses !== undefined && { numClasses: options.numClasses }),
+    ...(stem !== undefined && { inChannels: stem.shape[1]! }),
+  });
+}

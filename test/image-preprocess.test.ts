@@ -279,8 +279,11 @@ test('errors: bad options and inputs are InvalidArgumentErrors in the package sh
     [{ std: [1, 0, 1] }, 'Expected an array of 3 positive finite numbers for std but received [ 1, 0, 1 ] of type object'],
     [{ interpolation: 'nearest' }, "Expected one of 'bilinear', 'bicubic', 'lanczos' for interpolation but received 'nearest' of type string"],
     [{ resampler: 'vips' }, "Expected one of 'sharp', 'pillow' for resampler but received 'vips' of type string"],
-    [{ size: 224 }, "Unknown option 'size' for preprocess options; expected one of: resize, crop, mean, std, interpolation, resampler, maxPixels"],
-    [{ concurrency: 2 }, "Unknown option 'concurrency' for preprocess options; expected one of: resize, crop, mean, std, interpolation, resampler, maxPixels"],
+    [{ size: 224 }, "Unknown option 'size' for preprocess options; expected one of: resize, crop, fit, mean, std, interpolation, resampler, maxPixels"],
+    [{ concurrency: 2 }, "Unknown option 'concurrency' for preprocess options; expected one of: resize, crop, fit, mean, std, interpolation, resampler, maxPixels"],
+    [{ fit: 'contain' }, "Expected one of 'shorter-side', 'cover', 'fill' for fit but received 'contain' of type string"],
+    [{ crop: [32, 48] }, "Expected a positive integer (a [height, width] crop needs fit 'cover' or 'fill') for crop but received [ 32, 48 ] of type object"],
+    [{ fit: 'cover', crop: [32] }, 'Expected a positive integer or [height, width] for crop but received [ 32 ] of type object'],
     ['fast', "Expected an object for preprocess options but received 'fast' of type string"],
   ];
   for (const [options, message] of cases) {

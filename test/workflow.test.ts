@@ -94,7 +94,7 @@ test.serial('train, fine-tune with --freeze-up-to, predict and serve: the folder
   t.is(predicted.results.length, val.length);
   const direct = await model.classify(files, { topk: 3 });
   predicted.results.forEach((r, i) => {
-    t.is(r.file, files[i]);
+    t.is(r.file, files[i]!);
     t.deepEqual(r.predictions.map((p) => p.label).sort(), [...classes].sort());
     t.deepEqual(r.predictions.map((p) => p.label), direct[i]!.map((p) => p.label));
   });

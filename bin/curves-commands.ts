@@ -7,17 +7,31 @@ import { loadRun, plotCurves } from '../lib/train/curves.js';
 import { runDegradation } from '../lib/train/degradation.js';
 import { loadData, UsageError } from './train-commands.js';
 
-export const curvesUsage = `  plot <run-dir|metrics.jsonl>... -o FILE.svg [--title T] [--max-error PERCENT]
+export const curvesUsage = `  plot <run-dir|metrics.jsonl>... -o, --out FILE.svg [--title T] [--max-error PERCENT]
         error against iterations: training dashed, test bold, one colour per run
   experiment degradation --dataset D [--root DIR] --out-dir DIR [--depths 20,56] [--nets plain20,...]
         [--epochs 5] [--seed 0] [--batch-size 128] [--device cpu|cuda]
         plain nets vs ResNets (paper, section 4.2); reruns resume; writes results.md, degradation.svg`;
 
+export const plotOptions = { out: { type: 'string', short: 'o' }, title: { type: 'string' }, 'max-error': { type: 'string' } } as const;
+
+export const experimentOptions = {
+  dataset: { type: 'string' },
+  root: { type: 'string' },
+  'out-dir': { type: 'string' },
+  depths: { type: 'string', default: '20,56' },
+  nets: { type: 'string' },
+  epochs: { type: 'string', default: '5' },
+  seed: { type: 'string', default: '0' },
+  'batch-size': { type: 'string', default: '128' },
+  device: { type: 'string' },
+} as const;
+
 export async function plot(args: string[], json: boolean): Promise<void> {
   const { positionals, values } = parseArgs({
     args,
     allowPositionals: true,
-    options: { out: { type: 'string', short: 'o' }, title: { type: 'string' }, 'max-error': { type: 'string' } },
+    options: plotOptions,
   });
   if (positionals.length === 0) throw new UsageError('plot needs at least one run folder (or metrics.jsonl file)');
   if (!values.out) throw new UsageError('plot needs -o FILE.svg');
@@ -38,17 +52,7 @@ export async function experiment(args: string[], json: boolean): Promise<void> {
   const { positionals, values } = parseArgs({
     args,
     allowPositionals: true,
-    options: {
-      dataset: { type: 'string' },
-      root: { type: 'string' },
-      'out-dir': { type: 'string' },
-      depths: { type: 'string', default: '20,56' },
-      nets: { type: 'string' },
-      epochs: { type: 'string', default: '5' },
-      seed: { type: 'string', default: '0' },
-      'batch-size': { type: 'string', default: '128' },
-      device: { type: 'string' },
-    },
+    options: experimentOptions,
   });
   if (positionals[0] !== 'degradation' || positionals.length > 1) throw new UsageError(`expected 'experiment degradation', got 'experiment ${positionals.join(' ')}'`);
   if (!values.dataset || !values['out-dir']) throw new UsageError('experiment degradation needs --dataset and --out-dir');

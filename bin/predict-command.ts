@@ -12,7 +12,7 @@ import { modelFromWeights } from './model-source.js';
 import { UsageError } from './train-commands.js';
 
 export const predictUsage = `  predict <image|folder|glob>... --weights FILE|NAME [--arch A] [--topk K] [--batch-size B]
-        top classes of each image. A FILE from resnet train --out (or model.save()) brings its
+        top classes of each image. A FILE saved by resnet train (or model.save()) brings its
         architecture, classes and preprocessing; torchvision's: --arch resnet50 --weights DEFAULT`;
 
 export const predictOptions = {

@@ -35,6 +35,14 @@ const integerOptions = {
   'shutdown-delay-ms': 'shutdownDelayMs',
 } as const;
 
+export const serveOptions = {
+  arch: { type: 'string' },
+  weights: { type: 'string' },
+  host: { type: 'string', default: '127.0.0.1' },
+  'log-level': { type: 'string', default: 'warn' },
+  ...Object.fromEntries(Object.keys(integerOptions).map((flag) => [flag, { type: 'string' as const }])),
+} as const;
+
 function integer(flag: string, value: string | undefined, min: number): number | undefined {
   if (value === undefined) return undefined;
   const n = /^\d+$/.test(value) ? Number(value) : NaN;
@@ -47,13 +55,7 @@ export async function serve(args: string[], json: boolean): Promise<void> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: {
-      arch: { type: 'string' },
-      weights: { type: 'string' },
-      host: { type: 'string', default: '127.0.0.1' },
-      'log-level': { type: 'string', default: 'warn' },
-      ...Object.fromEntries(Object.keys(integerOptions).map((flag) => [flag, { type: 'string' as const }])),
-    },
+    options: serveOptions,
   });
   if (positionals.length > 0) throw new UsageError(`serve takes no positional arguments, got '${positionals[0]}'`);
   // A file saved with its description (resnet train --out) brings its own architecture instead.

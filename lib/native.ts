@@ -30,7 +30,29 @@ function findPackageRoot(start: string): string {
 
 const packageRoot = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
 
-export const native = bindings({ bindings: 'libtorch_resnet', module_root: packageRoot }) as NativeBinding;
+/**
+ * The addon, or an error that says how to build it. Package managers that skip install scripts
+ * (pnpm 10 and bun by default, npm with ignore-scripts) leave it unbuilt, and `bindings` alone
+ * answers with a list of a dozen paths it tried.
+ */
+function loadAddon(): NativeBinding {
+  try {
+    return bindings({ bindings: 'libtorch_resnet', module_root: packageRoot }) as NativeBinding;
+  } catch (error) {
+    const text = error instanceof Error ? error.message : String(error);
+    if (!/Could not locate the bindings file/.test(text)) throw error;
+    throw new Error(
+      `libtorch-resnet: the native addon is not built in '${packageRoot}' (its install script did not run).\n` +
+        '  npm:  npm rebuild libtorch-resnet            (after installing with --ignore-scripts)\n' +
+        '  pnpm: pnpm approve-builds, then pnpm rebuild libtorch-resnet\n' +
+        '  bun:  add "libtorch-resnet" to "trustedDependencies" in package.json, then bun pm trust libtorch-resnet\n' +
+        'The build needs CMake, a C++17 compiler and LibTorch (README, "Installing").',
+      { cause: error },
+    );
+  }
+}
+
+export const native = loadAddon();
 
 // Before any setNumThreads(), the addon answers the physical cores it may run on; OMP_NUM_THREADS
 // and a cgroup CPU quota lower that (lib/threads.ts).

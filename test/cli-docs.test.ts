@@ -58,3 +58,17 @@ test('every README command line parses with its command\'s options', (t) => {
     t.notThrows(() => parseArgs({ args, options: command.options, allowPositionals: true, strict: true }), `npx resnet ${line}`);
   }
 });
+
+test('the README links only to files the package ships', (t) => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { files: string[] };
+  // npm always ships these, whatever "files" says.
+  const always = ['LICENSE', 'README.md', 'package.json'];
+  const links = [...readme.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)].map((m) => m[1]!).filter((l) => !/^[a-z]+:/.test(l));
+  t.true(links.length >= 4, `found ${links.length} links`);
+  for (const link of links) {
+    t.notThrows(() => readFileSync(new URL(`../${link}`, import.meta.url)), `README links to ${link}, which does not exist`);
+    const shipped = always.includes(link) || pkg.files.some((f) => (f.endsWith('/') ? link.startsWith(f) : link === f));
+    t.true(shipped, `README links to ${link}, which package.json "files" does not ship`);
+  }
+});

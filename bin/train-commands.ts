@@ -29,7 +29,7 @@ export const trainUsage = `  train --dataset D [--root DIR] [--arch A] [--epochs
         [--momentum X] [--nesterov | --no-nesterov] [--weights NAME|FILE] [--freeze-up-to LAYER]
         [--freeze-bn] [--val-split F] [--patience N] [--size S] [--checkpoint-dir DIR] [--resume FILE]
         [--out FILE] [--run-dir DIR [--log-every N] [--plot]]
-        --weights: torchvision's (DEFAULT, IMAGENET1K_V1, ...) or a file; a head of another size
+        --weights: torchvision's (DEFAULT, IMAGENET1K_V1, ...), a file or a URL; a head of another size
         is replaced. --out saves the weights with the classes and preprocessing (for predict, serve).
         --run-dir: metrics.jsonl (+ checkpoints, curves.svg) in DIR. --patience: early stopping.
   eval  --dataset D [--root DIR] --weights FILE [--arch A]
@@ -136,11 +136,12 @@ async function startingModel(arch: ArchitectureName, data: ImageDataset, seed: n
   if (weights === undefined) return model;
   try {
     let path = weights;
-    if (isRegistryName(weights)) {
-      const entry = weightsEntry(arch, weights);
-      const reporter = progressReporter(!json, entry.fileName);
+    // torchvision's weights by name, or any URL: downloaded once into torch.hub's cache.
+    const url = isRegistryName(weights) ? weightsEntry(arch, weights).url : /^https?:\/\//i.test(weights) ? weights : undefined;
+    if (url !== undefined) {
+      const reporter = progressReporter(!json, url.slice(url.lastIndexOf('/') + 1));
       try {
-        path = await downloadWeights(entry.url, reporter.onProgress ? { progress: reporter.onProgress } : {});
+        path = await downloadWeights(url, reporter.onProgress ? { progress: reporter.onProgress } : {});
       } finally {
         reporter.done();
       }

@@ -25,9 +25,9 @@ function fixedByWeights(name: string, given: unknown, expected: unknown): void {
 }
 
 /** Loads `weights` (a path or URL) into a fresh model; the model is disposed if that fails. */
-async function withWeights(model: ResNet, weights: string, progress: ModelOptions['progress']): Promise<ResNet> {
+async function withWeights(model: ResNet, weights: string, progress: ModelOptions['progress'], signal: ModelOptions['signal']): Promise<ResNet> {
   try {
-    await model.load(weights, progress === undefined ? {} : { progress });
+    await model.load(weights, { ...(progress !== undefined && { progress }), ...(signal !== undefined && { signal }) });
     return model;
   } catch (error) {
     model.dispose();
@@ -46,10 +46,10 @@ async function build(arch: Exclude<ArchitectureName, CifarName>, options: ModelO
     fixedByWeights('num_classes', options.numClasses, entry.numClasses);
     fixedByWeights('in_channels', options.inChannels, 3);
     const config = resolveConfig(arch, architectures[arch], { ...options, numClasses: entry.numClasses, weights: entry.name });
-    return withWeights(await ResNet.create(config, entry), entry.url, options.progress ?? true);
+    return withWeights(await ResNet.create(config, entry), entry.url, options.progress ?? true, options.signal);
   }
   const model = await ResNet.create(resolveConfig(arch, architectures[arch], options));
-  return typeof weights === 'string' ? withWeights(model, weights, options.progress) : model;
+  return typeof weights === 'string' ? withWeights(model, weights, options.progress, options.signal) : model;
 }
 
 /** A ResNet from a whole spec: any block type, stage depths, groups and width. */
@@ -70,7 +70,7 @@ export async function createResNet(options: ResNetSpecOptions): Promise<ResNet> 
     throw v.invalid('a path, a URL or null (named weights belong to the builders, e.g. resnet50())', 'weights', options.weights);
   }
   const model = await ResNet.create(resolveConfig('resnet', spec, options));
-  return typeof options.weights === 'string' ? withWeights(model, options.weights, options.progress) : model;
+  return typeof options.weights === 'string' ? withWeights(model, options.weights, options.progress, options.signal) : model;
 }
 
 export const resnet18 = (options?: ModelOptions) => build('resnet18', options);
@@ -98,7 +98,7 @@ async function buildCifar(arch: CifarName, options: CifarModelOptions = {}): Pro
   const spec = { ...architectures[arch], shortcut: isPlain ? ('none' as const) : kind };
   const name = isPlain ? `plain${arch.slice('resnet'.length)}` : arch;
   const model = await ResNet.create(resolveConfig(name, spec, rest));
-  return typeof rest.weights === 'string' ? withWeights(model, rest.weights, rest.progress) : model;
+  return typeof rest.weights === 'string' ? withWeights(model, rest.weights, rest.progress, rest.signal) : model;
 }
 
 export const resnet20 = (options?: CifarModelOptions) => buildCifar('resnet20', options);

@@ -56,9 +56,11 @@ export interface LoadOptions extends LoadStateDictOptions, LoadWeightsOptions {
   cacheDir?: string;
   /** For a URL: fail when no bytes arrive for this long. */
   timeoutMs?: number;
+  /** For a URL: aborts the download (a DownloadError whose cause is the signal's reason). */
+  signal?: AbortSignal;
 }
 
-const loadOptionNames = ['strict', 'exclude', 'key', 'stripPrefix', 'progress', 'cacheDir', 'timeoutMs'];
+const loadOptionNames = ['strict', 'exclude', 'key', 'stripPrefix', 'progress', 'cacheDir', 'timeoutMs', 'signal'];
 const isUrl = (s: string) => /^https?:\/\//i.test(s);
 
 function toTensor(out: NativeTensorOut): Tensor {
@@ -336,7 +338,7 @@ export class ResNet implements Disposable {
   async load(source: string, options: LoadOptions = {}): Promise<LoadStateDictResult> {
     if (typeof source !== 'string' || source === '') throw v.invalid('a file path or URL', 'source', source);
     v.knownKeys('load', v.plainObject('options', options), loadOptionNames);
-    const { strict, exclude, key, stripPrefix, progress, cacheDir, timeoutMs } = options;
+    const { strict, exclude, key, stripPrefix, progress, cacheDir, timeoutMs, signal } = options;
     let path = source;
     if (isUrl(source)) {
       // Loaded on first use: HTTP client and progress bar are not needed by models that never download.
@@ -346,6 +348,7 @@ export class ResNet implements Disposable {
         path = await downloadWeights(source, {
           ...(cacheDir !== undefined && { cacheDir }),
           ...(timeoutMs !== undefined && { timeoutMs }),
+          ...(signal !== undefined && { signal }),
           ...(reporter.onProgress && { progress: reporter.onProgress }),
         });
       } finally {

@@ -15,6 +15,8 @@ export interface ModelOptions {
   weights?: string | null;
   /** Download progress: true for a bar on stderr (when it is a terminal), or a callback. */
   progress?: ProgressOption;
+  /** Aborts a download of the weights (a DownloadError whose cause is the signal's reason). */
+  signal?: AbortSignal;
   numClasses?: number;
   zeroInitResidual?: boolean;
   /** One flag per stage after the first (3 for ImageNet nets, 2 for the CIFAR ones). */
@@ -83,6 +85,7 @@ export interface ResNetConfig {
 export const builderOptionNames = [
   'weights',
   'progress',
+  'signal',
   'numClasses',
   'zeroInitResidual',
   'replaceStrideWithDilation',

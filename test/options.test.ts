@@ -24,7 +24,7 @@ const cases: Array<[string, Record<string, unknown>, string]> = [
   ['progress string', { progress: 'yes' }, "Expected a boolean or a function for progress but received 'yes' of type string"],
   ['dilation not booleans', { replaceStrideWithDilation: [0, 1, 0] }, 'Expected an array of 3 booleans for replaceStrideWithDilation but received [ 0, 1, 0 ] of type object'],
   ['dilation length 2', { replaceStrideWithDilation: [false, true] }, 'replace_stride_with_dilation should be None or a 3-element tuple, got [False, True]'],
-  ['unknown option', { numClass: 10 }, "Unknown option 'numClass' for resnet50; expected one of: weights, progress, numClasses, zeroInitResidual, replaceStrideWithDilation, inChannels, device, precision, memoryFormat, seed"],
+  ['unknown option', { numClass: 10 }, "Unknown option 'numClass' for resnet50; expected one of: weights, progress, signal, numClasses, zeroInitResidual, replaceStrideWithDilation, inChannels, device, precision, memoryFormat, seed"],
 ];
 
 for (const [title, options, message] of cases) {

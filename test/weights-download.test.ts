@@ -354,3 +354,18 @@ test('registry: unknown names list the available ones', (t) => {
   });
   t.throws(() => weightsEntry('resnet51', 'DEFAULT'), { instanceOf: InvalidArgumentError, message: /for arch but received 'resnet51'/ });
 });
+
+test('a builder\'s and load()\'s signal reach the download: aborted, nothing is fetched or cached', async (t) => {
+  const { resnet20 } = await import('../lib/builders.ts');
+  const dir = cacheDir();
+  const url = `${base}/good/${goodName}?t=builder-abort`;
+  const controller = new AbortController();
+  controller.abort(new Error('user cancelled'));
+  const error = await t.throwsAsync(resnet20({ weights: url, signal: controller.signal, seed: 0 }), { instanceOf: DownloadError, message: /aborted/ });
+  t.is((error.cause as Error).message, 'user cancelled');
+  const model = await resnet20({ seed: 0 });
+  t.teardown(() => model.dispose());
+  await t.throwsAsync(model.load(url, { cacheDir: dir, signal: controller.signal }), { instanceOf: DownloadError, message: /aborted/ });
+  t.is(hits.get(`/good/${goodName}?t=builder-abort`) ?? 0, 0);
+  t.deepEqual(onlyFile(dir), []);
+});

@@ -12,7 +12,7 @@ import { UsageError } from './train-commands.js';
 export const serveUsage = `  serve [--arch A] [--weights FILE|NAME] [--num-classes N] [--seed S] [--port 8080]
         [--host 127.0.0.1] [--max-batch 16] [--max-delay-ms 0] [--replicas 1] [--max-queue 256]
         [--timeout-ms 30000] [--body-limit BYTES] [--body-timeout-ms 60000] [--max-pixels N]
-        [--decode-concurrency N] [--max-response-bytes N] [--topk 5] [--threads N]
+        [--decode-concurrency N] [--preprocess-workers N] [--max-response-bytes N] [--topk 5] [--threads N]
         [--shutdown-delay-ms 0] [--log-level warn]
         HTTP: POST /v1/classify, POST /v1/features, GET /healthz, /readyz, /metrics`;
 
@@ -27,6 +27,7 @@ const integerOptions = {
   'body-timeout-ms': 'bodyTimeoutMs',
   'max-pixels': 'maxPixels',
   'decode-concurrency': 'decodeConcurrency',
+  'preprocess-workers': 'preprocessWorkers',
   'max-response-bytes': 'maxResponseBytes',
   topk: 'topk',
   threads: 'threads',
@@ -63,7 +64,7 @@ export async function serve(args: string[], json: boolean): Promise<void> {
   if (!(architectureNames as string[]).includes(arch)) throw new UsageError(`unknown architecture '${arch}'`);
   const n: Partial<Record<(typeof integerOptions)[keyof typeof integerOptions], number>> = {};
   for (const [flag, key] of Object.entries(integerOptions)) {
-    const min = key === 'port' || key === 'maxDelayMs' || key === 'seed' || key === 'shutdownDelayMs' ? 0 : 1;
+    const min = key === 'port' || key === 'maxDelayMs' || key === 'seed' || key === 'shutdownDelayMs' || key === 'preprocessWorkers' ? 0 : 1;
     const parsed = integer(flag, (values as Record<string, string | undefined>)[flag], min);
     if (parsed !== undefined) n[key] = parsed;
   }
@@ -94,6 +95,7 @@ export async function serve(args: string[], json: boolean): Promise<void> {
       ...(n.bodyTimeoutMs !== undefined && { bodyTimeoutMs: n.bodyTimeoutMs }),
       ...(n.maxPixels !== undefined && { maxPixels: n.maxPixels }),
       ...(n.decodeConcurrency !== undefined && { decodeConcurrency: n.decodeConcurrency }),
+      ...(n.preprocessWorkers !== undefined && { preprocessWorkers: n.preprocessWorkers }),
       ...(n.maxResponseBytes !== undefined && { maxResponseBytes: n.maxResponseBytes }),
       ...(n.topk !== undefined && { topk: n.topk }),
       ...(n.shutdownDelayMs !== undefined && { shutdownDelayMs: n.shutdownDelayMs }),

@@ -15,6 +15,8 @@ export class ImageError extends InvalidArgumentError {
   readonly input: string;
   /** The position in preprocessBatch's array, when the input came from one. */
   readonly index: number | undefined;
+  /** Why, in the decoder's words (the message without the input's name). */
+  readonly reason: string;
 
   constructor(input: string | Uint8Array, reason: string, options?: ErrorOptions & { index?: number }) {
     const subject = typeof input === 'string' ? `'${input}'` : `from a buffer of ${input.byteLength} bytes`;
@@ -22,5 +24,6 @@ export class ImageError extends InvalidArgumentError {
     super(`Cannot decode image ${subject}${where}: ${reason}`, options?.cause === undefined ? undefined : { cause: options.cause });
     this.input = typeof input === 'string' ? input : `buffer of ${input.byteLength} bytes`;
     this.index = options?.index;
+    this.reason = reason;
   }
 }

@@ -7,7 +7,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import type { Registry } from 'prom-client';
 import { InvalidArgumentError, ResNetError } from '../errors.js';
 import { ImageError } from '../image/errors.js';
-import { checkPixels, defaultMaxPixels, imagenetMean, imagenetStd, preprocess as preprocessImage, type PreprocessOptions } from '../image/preprocess.js';
+import { checkPixels, checkPreprocessOptions, defaultMaxPixels, imagenetMean, imagenetStd, preprocess as preprocessImage, type PreprocessOptions } from '../image/preprocess.js';
+import { PreprocessPool } from '../image/preprocess-pool.js';
 import type { ResNet } from '../model.js';
 import { Tensor } from '../tensor.js';
 import { topPredictions, type Prediction } from '../classify.js';
@@ -48,6 +49,12 @@ export interface ServerOptions {
   maxPixels?: number;
   /** Images decoding at once, all requests together. Default: the CPUs, at most 4. */
   decodeConcurrency?: number;
+  /**
+   * Worker threads that turn decoded images into tensors (Pillow-exact resizing, normalisation),
+   * so that no per-pixel work runs on the event loop. Default: the CPUs, at most 4; 0 does it on
+   * the main thread. Not used when `preprocess` is a function.
+   */
+  preprocessWorkers?: number;
   /** Pixels (by their headers) decoding at once, all requests together. Default 2 x maxPixels. */
   decodeBudgetPixels?: number;
   /**
@@ -101,6 +108,7 @@ const optionNames = [
   'maxImages',
   'maxPixels',
   'decodeConcurrency',
+  'preprocessWorkers',
   'decodeBudgetPixels',
   'maxResponseBytes',
   'topk',
@@ -122,6 +130,8 @@ interface Settings {
   labels: readonly string[] | null;
   layers: string[];
   preprocess: Preprocessor;
+  /** Stops the preprocessing workers, if any. */
+  closePreprocess: () => Promise<void>;
   shutdownDelayMs: number;
   closeTimeoutMs: number;
 }
@@ -140,7 +150,7 @@ export function createServer(options: ServerOptions): ResNetServer {
     onBatch: (info) => metrics.observeBatch(info),
   });
   const numClasses = first.config.numClasses;
-  const labels = options.labels ?? first.classes;
+  const labels = options.labels ?? first.classes ?? null;
   if (labels !== null && (!Array.isArray(labels) || labels.length !== numClasses || !labels.every((l) => typeof l === 'string'))) {
     throw v.invalid(`an array of ${numClasses} strings (one per class)`, 'labels', labels);
   }
@@ -154,7 +164,12 @@ export function createServer(options: ServerOptions): ResNetServer {
     numClasses,
     labels,
     layers: ['stem', ...first.config.widths.map((_, i) => `layer${i + 1}`), 'pool'],
-    preprocess: resolvePreprocess(options.preprocess, first, options.maxPixels ?? defaultMaxPixels),
+    ...resolvePreprocess(
+      options.preprocess,
+      first,
+      options.maxPixels ?? defaultMaxPixels,
+      v.nonNegativeInteger('preprocessWorkers', options.preprocessWorkers ?? Math.max(1, Math.min(4, availableParallelism()))),
+    ),
     shutdownDelayMs: v.nonNegativeInteger('shutdownDelayMs', options.shutdownDelayMs ?? 0),
     closeTimeoutMs: v.positiveInteger('closeTimeoutMs', options.closeTimeoutMs ?? batcher.timeoutMs + 5000),
   };
@@ -315,6 +330,7 @@ export function createServer(options: ServerOptions): ResNetServer {
           clearTimeout(force);
         }
         await batcher.close();
+        await settings.closePreprocess();
       })();
       return closing;
     },
@@ -355,15 +371,26 @@ function resolveReplicas(options: ServerOptions): ResNet[] {
   return replicas;
 }
 
-function resolvePreprocess(option: ServerOptions['preprocess'], model: ResNet, maxPixels: number): Preprocessor {
-  if (typeof option === 'function') return option;
+function resolvePreprocess(option: ServerOptions['preprocess'], model: ResNet, maxPixels: number, workers: number): Pick<Settings, 'preprocess' | 'closePreprocess'> {
+  if (typeof option === 'function') return { preprocess: option, closePreprocess: async () => {} };
   // Buffers only: preprocess() would read a string as a file path.
   let settings: PreprocessOptions;
   if (option !== undefined) settings = { ...(v.plainObject('preprocess', option) as PreprocessOptions) };
   else if (model.preprocessing) settings = { ...model.preprocessing };
   else settings = { resize: 256, crop: 224, mean: imagenetMean, std: imagenetStd };
   settings.maxPixels ??= maxPixels;
-  return (image) => preprocessImage(image, settings);
+  const checked = checkPreprocessOptions(settings);
+  if (workers === 0) return { preprocess: (image) => preprocessImage(image, checked), closePreprocess: async () => {} };
+  // Started with the first image, so that a server that fails to start or never classifies has none.
+  let pool: PreprocessPool | undefined;
+  let closed = false;
+  return {
+    preprocess: (image) => (closed ? preprocessImage(image, checked) : (pool ??= new PreprocessPool(checked, workers)).run(image)),
+    closePreprocess: async () => {
+      closed = true;
+      await pool?.close();
+    },
+  };
 }
 
 /** The pixels an encoded image declares, from its header only; over maxPixels is a 400. */

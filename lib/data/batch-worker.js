@@ -11,53 +11,13 @@
 // epoch's order, stream k + 1 batch k's augmentation. Batches are therefore the same whatever the
 // prefetch depth or the order they are asked in.
 import { parentPort, workerData } from 'node:worker_threads';
+import { hashSeed, Random } from './random.js';
 
 const { pixels, labels, positions, channels: C, height: H, width: W, length: n, options } = workerData;
 const { batchSize, shuffle, seed, epoch, table, padding, hflip, erasing } = options;
 const plane = H * W;
 const imageSize = C * plane;
 
-/** MurmurHash3's 32-bit finaliser: a bijection on uint32 that spreads every input bit. */
-function fmix32(h) {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
-/** Folds integers (each up to 2^53) into one 32-bit seed. */
-function hashSeed(...parts) {
-  let h = 0x6a09e667;
-  for (const part of parts) {
-    h = fmix32(h ^ (part >>> 0));
-    h = fmix32(h ^ Math.floor(part / 4294967296));
-  }
-  return h;
-}
-
-/** A Weyl sequence through fmix32 (SplitMix-style): fast, and good enough for augmentation. */
-class Random {
-  constructor(seed32) {
-    this.state = seed32 >>> 0;
-  }
-  /** uniform in [0, 1) */
-  next() {
-    this.state = (this.state + 0x9e3779b9) >>> 0;
-    return fmix32(this.state) / 4294967296;
-  }
-  /** uniform integer in [0, n) */
-  int(n) {
-    return Math.floor(this.next() * n);
-  }
-  uniform(low, high) {
-    return low + (high - low) * this.next();
-  }
-  normal() {
-    return Math.sqrt(-2 * Math.log(1 - this.next())) * Math.cos(2 * Math.PI * this.next());
-  }
-}
 
 /** Python's round(): halves go to the even neighbour (torchvision's RandomErasing uses it). */
 function roundHalfEven(x) {

@@ -4,7 +4,9 @@
 import { architectureNames, type ArchitectureName } from '../lib/architectures.js';
 import { createModel, loadModel } from '../lib/builders.js';
 import type { ResNet } from '../lib/model.js';
+import { downloadWeights } from '../lib/weights/download.js';
 import { readWeightsFile } from '../lib/weights/files.js';
+import { progressReporter } from '../lib/weights/progress.js';
 import { readModelMetadata } from '../lib/weights/model-metadata.js';
 import { UsageError } from './train-commands.js';
 
@@ -16,15 +18,27 @@ export function architecture(arch: string | undefined, why: string): Architectur
   return arch as ArchitectureName;
 }
 
+/** A URL downloaded once into torch.hub's cache (with a progress bar on a terminal); a path as is. */
+export async function localWeights(weights: string, progress: boolean): Promise<string> {
+  if (!/^https?:\/\//i.test(weights)) return weights;
+  const reporter = progressReporter(progress, weights.slice(weights.lastIndexOf('/') + 1));
+  try {
+    return await downloadWeights(weights, reporter.onProgress ? { progress: reporter.onProgress } : {});
+  } finally {
+    reporter.done();
+  }
+}
+
 /** `numClasses` applies to a bare weights file when it has no head to read it from. */
-export async function modelFromWeights(weights: string, arch: string | undefined, options: { numClasses?: number } = {}): Promise<ResNet> {
-  if (isRegistryName(weights)) return createModel(architecture(arch, `--weights ${weights}`), { weights });
-  const file = await readWeightsFile(weights);
-  if ((await readModelMetadata(weights, file.metadata)) !== null) return loadModel(weights);
+export async function modelFromWeights(weights: string, arch: string | undefined, options: { numClasses?: number; progress?: boolean } = {}): Promise<ResNet> {
+  if (isRegistryName(weights)) return createModel(architecture(arch, `--weights ${weights}`), { weights, progress: options.progress ?? true });
+  const path = await localWeights(weights, options.progress ?? true);
+  const file = await readWeightsFile(path);
+  if ((await readModelMetadata(path, file.metadata)) !== null) return loadModel(path);
   const head = file.tensors['fc.weight'];
   const stem = file.tensors['conv1.weight'];
   return createModel(architecture(arch, `'${weights}' has no model description, so it`), {
-    weights,
+    weights: path,
     ...(head !== undefined ? { numClasses: head.shape[0]! } : options.numClasses !== undefined && { numClasses: options.numClasses }),
     ...(stem !== undefined && { inChannels: stem.shape[1]! }),
   });

@@ -6,16 +6,14 @@ import cliProgress from 'cli-progress';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import { ownEntry } from '../lib/validate.js';
 import { architectureNames, type ArchitectureName } from '../lib/architectures.js';
-import { createModel, loadModel } from '../lib/builders.js';
+import { createModel } from '../lib/builders.js';
 import { CIFAR10, CIFAR100, FashionMNIST, ImageFolder, MNIST } from '../lib/data/datasets.js';
 import type { ImageDataset } from '../lib/data/dataset.js';
 import { randomSplit } from '../lib/data/split.js';
 import type { PreprocessOptions, RGB } from '../lib/image/preprocess-options.js';
 import type { ResNet } from '../lib/model.js';
-import { downloadWeights } from '../lib/weights/download.js';
 import { loadWeights, readWeightsFile } from '../lib/weights/files.js';
 import { readModelMetadata } from '../lib/weights/model-metadata.js';
-import { progressReporter } from '../lib/weights/progress.js';
 import { weightsEntry } from '../lib/weights/registry.js';
 import { plotCurves, loadRun } from '../lib/train/curves.js';
 import { evaluate, fit, loadCheckpoint, type EpochReport, type FitProgress } from '../lib/train/fit.js';
@@ -52,7 +50,7 @@ export async function loadData(name: string, split: 'train' | 'test', root: stri
       const sub = join(root, split === 'train' ? 'train' : 'val');
       const hasSplits = await isFolder(join(root, 'train'));
       // Without train/ and val/, DIR itself is the training set (and --val-split makes a validation set).
-      const folder = hasSplits ? sub : root;
+      const folder = split === 'test' || hasSplits ? sub : root;
       if (split === 'test' && !(await isFolder(sub))) throw new UsageError(`there is no validation folder '${sub}' (use --val-split F to hold out part of the training images)`);
       return ImageFolder.load({ root: folder, size, ...(stats && { mean: [...stats.mean], std: [...stats.std] }) });
     }
@@ -131,21 +129,25 @@ const isRegistryName = (weights: string) => /^[A-Z][A-Z0-9_]*$/.test(weights);
  * another size than the data set's classes (ImageNet's 1000, another data set's) is left out of
  * the load and keeps its fresh initialisation: fine-tuning.
  */
-async function startingModel(arch: ArchitectureName, data: ImageDataset, seed: number, weights: string | undefined, json: boolean): Promise<ResNet> {
-  const model = await createModel(arch, { numClasses: data.classes.length, inChannels: data.imageShape[0], seed });
-  if (weights === undefined) return model;
-  try {
-    let path = weights;
-    // torchvision's weights by name, or any URL: downloaded once into torch.hub's cache.
-    const url = isRegistryName(weights) ? weightsEntry(arch, weights).url : /^https?:\/\//i.test(weights) ? weights : undefined;
-    if (url !== undefined) {
-      const reporter = progressReporter(!json, url.slice(url.lastIndexOf('/') + 1));
-      try {
-        path = await downloadWeights(url, reporter.onProgress ? { progress: reporter.onProgress } : {});
-      } finally {
-        reporter.done();
+async function startingModel(archFlag: string | undefined, data: ImageDataset, seed: number, weights: string | undefined, json: boolean): Promise<ResNet> {
+  const { localWeights } = await import('./model-source.js');
+  let arch = archFlag;
+  let path: string | undefined;
+  if (weights !== undefined) {
+    // torchvision's weights by name, or a URL: downloaded once into torch.hub's cache.
+    path = await localWeights(isRegistryName(weights) ? weightsEntry(archOf(arch, 'resnet20'), weights).url : weights, !json);
+    if (!isRegistryName(weights)) {
+      // A file saved with its description names its architecture: train that one unless told otherwise.
+      const described = await readModelMetadata(path, (await readWeightsFile(path)).metadata);
+      if (described && arch === undefined) {
+        if (!(architectureNames as string[]).includes(described.arch)) throw new UsageError(`'${weights}' holds a ${described.arch}, which resnet train cannot build; pass --arch`);
+        arch = described.arch;
       }
     }
+  }
+  const model = await createModel(archOf(arch, 'resnet20'), { numClasses: data.classes.length, inChannels: data.imageShape[0], seed });
+  if (path === undefined) return model;
+  try {
     const head = (await loadWeights(path))['fc.weight'];
     const newHead = head !== undefined && head.shape[0] !== data.classes.length;
     if (newHead && !json) process.stderr.write(`resnet train: ${weights} has a head of ${head.shape[0]} classes; training a new one for ${data.classes.length}\n`);
@@ -180,7 +182,6 @@ export async function train(args: string[], json: boolean): Promise<void> {
   const seed = Number(values.seed);
   const valSplit = numberFlag('val-split', values['val-split']);
   if (valSplit !== undefined && !(valSplit > 0 && valSplit < 1)) throw new UsageError(`--val-split expects a fraction between 0 and 1, got '${values['val-split']}'`);
-  const arch = archOf(values.arch, 'resnet20');
   // Fine-tuning torchvision's weights: normalise as they were trained (ImageNet's mean/std).
   const imagenetStats = values.weights !== undefined && isRegistryName(values.weights) ? { mean: ImageFolder.imagenetMean, std: ImageFolder.imagenetStd } : undefined;
   let trainSet = await loadData(values.dataset, 'train', values.root, size, imagenetStats);
@@ -193,7 +194,7 @@ export async function train(args: string[], json: boolean): Promise<void> {
       throw new UsageError(`the validation set's classes (${testSet.classes.join(', ')}) are not the training set's (${trainSet.classes.join(', ')})`);
     }
   }
-  const model = await startingModel(arch, trainSet, seed, values.weights, json);
+  const model = await startingModel(values.arch, trainSet, seed, values.weights, json);
   const epochs = integerFlag('epochs', values.epochs);
   let batchSize = integerFlag('batch-size', values['batch-size']);
   if (batchSize > trainSet.length) {
@@ -216,6 +217,7 @@ export async function train(args: string[], json: boolean): Promise<void> {
   const labelSmoothing = numberFlag('label-smoothing', values['label-smoothing']);
   const erasing = numberFlag('erasing', values.erasing);
   const momentum = numberFlag('momentum', values.momentum)!;
+  if (values.nesterov && !(momentum > 0)) throw new UsageError('--nesterov needs a momentum above 0 (--momentum)');
   const patience = values.patience === undefined ? undefined : integerFlag('patience', values.patience);
   if (patience !== undefined && !testSet) throw new UsageError('--patience watches validation accuracy: it needs a validation set (DIR/val, or --val-split F)');
   const trainer = model.trainer({
@@ -268,7 +270,7 @@ export async function train(args: string[], json: boolean): Promise<void> {
     ? ` (stopped early; best epoch ${report.earlyStopping.bestEpoch}, top-1 ${report.earlyStopping.best.toFixed(4)}${report.earlyStopping.restored ? ', its weights kept' : ''})`
     : '';
   const accuracy = report.earlyStopping?.restored ? report.earlyStopping.best : last?.val?.top1;
-  console.log(json ? JSON.stringify(summary) : `${arch}: ${testSet ? `validation accuracy ${accuracy?.toFixed(4) ?? 'n/a'}` : 'no validation set'} after ${report.epochs.length} epoch(s), ${report.seconds.toFixed(0)} s${stopped}`);
+  console.log(json ? JSON.stringify(summary) : `${summary.arch}: ${testSet ? `validation accuracy ${accuracy?.toFixed(4) ?? 'n/a'}` : 'no validation set'} after ${report.epochs.length} epoch(s), ${report.seconds.toFixed(0)} s${stopped}`);
 }
 
 /**
@@ -329,18 +331,21 @@ function formatEta(seconds: number): string {
 export async function evalCommand(args: string[], json: boolean): Promise<void> {
   const { values } = parseArgs({ args, options: evalOptions });
   if (!values.dataset || !values.weights) throw new UsageError('eval needs --dataset and --weights');
-  // A file `resnet train --out` wrote knows its architecture, classes and preprocessing.
-  const described = (await readWeightsFile(values.weights).then((f) => readModelMetadata(values.weights!, f.metadata))) !== null;
-  const saved = described ? await loadModel(values.weights) : null;
-  const preprocessing = saved?.preprocessing;
-  const size = preprocessing?.fit !== undefined && preprocessing.fit !== 'shorter-side' && typeof preprocessing.crop === 'number' ? preprocessing.crop : integerFlag('size', values.size);
-  const stats = preprocessing?.mean && preprocessing.std ? { mean: preprocessing.mean, std: preprocessing.std } : undefined;
-  const data = await loadData(values.dataset, 'test', values.root, size, stats);
-  const arch = saved?.arch ?? archOf(values.arch, 'resnet20');
-  const model = saved ?? (await createModel(arch as ArchitectureName, { numClasses: data.classes.length, inChannels: data.imageShape[0], weights: values.weights }));
+  // A file `resnet train --out` wrote knows its architecture, classes and preprocessing; torchvision's
+  // weights by name and bare files take --arch (and the data set's class count).
+  const { modelFromWeights } = await import('./model-source.js');
+  const model = await modelFromWeights(values.weights, values.arch ?? 'resnet20', { progress: !json });
   try {
-    const result = await evaluate(model, data, { batchSize: Number(values['batch-size']) });
-    console.log(json ? JSON.stringify({ arch, dataset: values.dataset, ...result }) : `${arch} on ${values.dataset}: top-1 ${result.top1.toFixed(4)}, top-5 ${result.top5.toFixed(4)}, loss ${result.loss.toFixed(4)} (${result.count} images)`);
+    const preprocessing = model.preprocessing;
+    const crop = preprocessing?.crop;
+    const size = preprocessing?.fit !== undefined && preprocessing.fit !== 'shorter-side' && crop !== undefined ? (typeof crop === 'number' ? crop : crop[0]) : integerFlag('size', values.size);
+    const stats = preprocessing?.mean && preprocessing.std ? { mean: preprocessing.mean, std: preprocessing.std } : undefined;
+    const data = await loadData(values.dataset, 'test', values.root, size, stats);
+    if (data.classes.length !== model.config.numClasses) {
+      throw new UsageError(`the model has ${model.config.numClasses} outputs and the data set ${data.classes.length} classes`);
+    }
+    const result = await evaluate(model, data, { batchSize: integerFlag('batch-size', values['batch-size']) });
+    console.log(json ? JSON.stringify({ arch: model.arch, dataset: values.dataset, ...result }) : `${model.arch} on ${values.dataset}: top-1 ${result.top1.toFixed(4)}, top-5 ${result.top5.toFixed(4)}, loss ${result.loss.toFixed(4)} (${result.count} images)`);
   } finally {
     model.dispose();
   }

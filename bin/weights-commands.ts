@@ -3,7 +3,8 @@ import { parseArgs } from 'node:util';
 import { architectureNames, imagenetArchitectureNames, type ArchitectureName } from '../lib/architectures.js';
 import { createModel } from '../lib/builders.js';
 import { torchHubCheckpointsDir, downloadWeights } from '../lib/weights/download.js';
-import { formatFor, loadWeights, saveWeights } from '../lib/weights/files.js';
+import { formatFor, readWeightsFile } from '../lib/weights/files.js';
+import { readModelMetadata, saveDescribed } from '../lib/weights/model-metadata.js';
 import { progressReporter } from '../lib/weights/progress.js';
 import { weightsEntry, weightsNames } from '../lib/weights/registry.js';
 import { UsageError } from './train-commands.js';
@@ -31,11 +32,12 @@ export async function convert(args: string[], json: boolean): Promise<void> {
   if (!input || !out || positionals.length > 2) throw new UsageError('convert needs <in> and <out>');
   const format = formatFor(out);
   const stripPrefix = values['strip-module'] ? true : values['strip-prefix'];
-  const tensors = await loadWeights(input, {
+  const { tensors, metadata } = await readWeightsFile(input, {
     ...(values.key !== undefined && { key: values.key }),
     ...(stripPrefix !== undefined && { stripPrefix }),
   });
-  await saveWeights(out, tensors);
+  // The model's description (architecture, classes, preprocessing) goes along, in the new format's place.
+  await saveDescribed(out, format, tensors, await readModelMetadata(input, metadata));
   const count = Object.keys(tensors).length;
   output(json, `${input} -> ${out}: ${count} tensors (${format})`, { input, output: out, format, tensors: count });
 }

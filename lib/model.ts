@@ -5,9 +5,8 @@ import type { ResNetConfig } from './options.js';
 import { formatShape, numelOf, Tensor, type DType, type TensorLike } from './tensor.js';
 import { InvalidArgumentError, ShapeError } from './errors.js';
 import * as v from './validate.js';
-import { formatFor, readWeightsFile, saveWeights, type LoadWeightsOptions, type SaveWeightsOptions } from './weights/files.js';
-import { encodeMetadata, metadataKey, readModelMetadata, sidecarPath, structureOf, type ModelMetadata } from './weights/model-metadata.js';
-import { writeFileAtomic } from './atomic-write.js';
+import { formatFor, readWeightsFile, type LoadWeightsOptions, type SaveWeightsOptions } from './weights/files.js';
+import { readModelMetadata, saveDescribed, structureOf, type ModelMetadata } from './weights/model-metadata.js';
 import { checkPreprocessOptions, fromTransforms, type PreprocessOptions } from './image/preprocess-options.js';
 import { imagenetCategories } from './weights/registry.js';
 import type { ProgressOption } from './weights/progress.js';
@@ -177,9 +176,9 @@ export class ResNet implements Disposable {
     };
   }
 
-  /** @internal Takes the classes and preprocessing of a loaded description that fit this model. */
-  adopt(description: ModelMetadata): void {
-    if (description.classes?.length === this.config.numClasses) this.#classes = Object.freeze([...description.classes]);
+  /** @internal Takes the classes (when the head came from the same file) and preprocessing of a loaded description. */
+  adopt(description: ModelMetadata, headLoaded = true): void {
+    if (headLoaded && description.classes?.length === this.config.numClasses) this.#classes = Object.freeze([...description.classes]);
     if (description.preprocess !== undefined && this.config.inChannels === 3) this.#preprocessing = Object.freeze(description.preprocess);
   }
 
@@ -359,7 +358,9 @@ export class ResNet implements Disposable {
     // Read before anything changes: a damaged description fails the load, model untouched.
     const description = await readModelMetadata(path, file.metadata);
     const result = await this.loadStateDict(file.tensors, { ...(strict !== undefined && { strict }), ...(exclude !== undefined && { exclude }) });
-    if (description) this.adopt(description);
+    // The class names belong to the head they were trained with: not to a fresh one.
+    const headLoaded = !(exclude ?? []).some((prefix) => 'fc.weight'.startsWith(prefix)) && !result.missingKeys.includes('fc.weight');
+    if (description) this.adopt(description, headLoaded);
     return result;
   }
 
@@ -372,15 +373,7 @@ export class ResNet implements Disposable {
     v.knownKeys('save', v.plainObject('options', options), ['format', 'metadata']);
     const format = formatFor(path, options.format);
     if (options.metadata !== undefined) v.plainObject('metadata', options.metadata);
-    const state = await this.stateDict();
-    const description = encodeMetadata(this.describe());
-    if (format === 'safetensors') {
-      const metadata = { format: 'pt', arch: this.arch, [metadataKey]: description, ...options.metadata };
-      await saveWeights(path, state, { format, metadata });
-      return;
-    }
-    await saveWeights(path, state, { format, ...(options.metadata !== undefined && { metadata: options.metadata }) });
-    await writeFileAtomic(sidecarPath(path), description);
+    await saveDescribed(path, format, await this.stateDict(), this.describe(), format === 'safetensors' ? { arch: this.arch, ...options.metadata } : options.metadata);
   }
 
   /**

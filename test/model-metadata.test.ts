@@ -217,3 +217,31 @@ test('evaluate() stops at an aborted signal with an AbortedError', async (t) => 
   t.is((error.cause as Error).message, 'user');
   await t.throwsAsync(evaluate(model, twoClassSet(), { batch: 8 } as never), { instanceOf: InvalidArgumentError, message: /Unknown option 'batch'/ });
 });
+
+test('a head left out of the load keeps no class names; convert carries the description and drops a stale one', async (t) => {
+  const source = await described();
+  const path = join(tmp, 'head.safetensors');
+  await source.save(path);
+  const fresh = await resnet20({ numClasses: 3, shortcut: 'B', seed: 2 });
+  t.teardown(() => (source.dispose(), fresh.dispose()));
+  await fresh.load(path, { exclude: ['fc'] });
+  t.is(fresh.classes, null);
+  t.deepEqual(fresh.preprocessing, preprocessing);
+
+  const { execFileSync } = await import('node:child_process');
+  const cli = (...args: string[]) => execFileSync(process.execPath, ['--import=tsx', 'bin/resnet.ts', ...args], { encoding: 'utf8' });
+  // .safetensors -> .pth: the description moves into the sidecar; and back.
+  cli('convert', path, join(tmp, 'conv.pth'));
+  t.deepEqual((await loadModel(join(tmp, 'conv.pth'))).classes, classes);
+  cli('convert', join(tmp, 'conv.pth'), join(tmp, 'back.safetensors'));
+  const back = await loadModel(join(tmp, 'back.safetensors'));
+  t.teardown(() => back.dispose());
+  t.deepEqual(back.classes, classes);
+  // A file without a description converted onto a .pth whose old sidecar is still there: the sidecar goes.
+  const bare = join(tmp, 'bare-head.safetensors');
+  await writeSafetensors(bare, await fresh.stateDict());
+  cli('convert', bare, join(tmp, 'conv.pth'));
+  const { existsSync } = await import('node:fs');
+  t.false(existsSync(join(tmp, 'conv.pth.json')));
+  await t.throwsAsync(loadModel(join(tmp, 'conv.pth')), { instanceOf: WeightsError, message: /no model description/ });
+});

@@ -47,3 +47,18 @@ test('close() rejects work still pending and refuses new work', async (t) => {
   await t.throwsAsync(pool.run(Buffer.alloc(10)), { instanceOf: ResNetError, message: /closed/ });
   t.throws(() => new PreprocessPool({ crop: 0 }), { message: /crop/ });
 });
+
+test('the caller\'s bytes stay the caller\'s: pooled small Buffers and large ones alike', async (t) => {
+  const pool = new PreprocessPool({ resize: 72, crop: 64 }, 1);
+  t.teardown(() => pool.close());
+  const large = await gradient(300, 200, 'png');
+  const small = Buffer.from(new Uint8Array(await gradient(8, 8, 'png'))); // from Node's shared 8 KB pool
+  t.true(small.length < 4096 && small.buffer.byteLength > small.length);
+  const [a, b] = [large.length, small.length];
+  const copies = [Buffer.from(large), Buffer.from(small)];
+  await pool.run(large);
+  await pool.run(small);
+  t.is(large.length, a);
+  t.is(small.length, b);
+  t.true(large.equals(copies[0]!) && small.equals(copies[1]!));
+});

@@ -48,13 +48,15 @@ test('transform lists: the supported shapes, and clear errors for the others', (
   t.is(train.flip, 0.5);
   t.deepEqual(train.crop!.scale, [0.08, 1]);
   t.deepEqual(toPipeline([T.Resize(256), T.CenterCrop(224), normalize]).size, [224, 224]);
-  t.deepEqual(toPipeline([T.CenterCrop([100, 120]), normalize]).size, [100, 120]);
+  t.deepEqual(toPipeline([T.CenterCrop(100), normalize]).size, [100, 100]);
+  t.deepEqual(toPipeline([T.RandomResizedCrop([100, 120]), normalize]).size, [100, 120]);
   const bad: Array<[unknown[], RegExp]> = [
     [[], /non-empty array of transforms/],
     [[normalize, T.RandomResizedCrop(224)], /in the order .* RandomResizedCrop after Normalize/],
     [[T.RandomResizedCrop(224), T.CenterCrop(224), normalize], /not both/],
     [[T.Resize(256), normalize], /fixes the output size/],
     [[T.CenterCrop(224)], /Normalize/],
+    [[T.CenterCrop([100, 120]), normalize], /square CenterCrop/],
     [[{ type: 'ColorJitter' }], /a transform made by T/],
   ];
   for (const [list, message] of bad) t.throws(() => toPipeline(list as never), { instanceOf: InvalidArgumentError, message });

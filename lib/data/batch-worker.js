@@ -11,6 +11,7 @@
 // epoch's order, stream k + 1 batch k's augmentation. Batches are therefore the same whatever the
 // prefetch depth or the order they are asked in.
 import { parentPort, workerData } from 'node:worker_threads';
+import { randomErase, shuffledOrder } from './augment.js';
 import { hashSeed, Random } from './random.js';
 
 const { pixels, labels, positions, channels: C, height: H, width: W, length: n, options } = workerData;
@@ -19,25 +20,8 @@ const plane = H * W;
 const imageSize = C * plane;
 
 
-/** Python's round(): halves go to the even neighbour (torchvision's RandomErasing uses it). */
-function roundHalfEven(x) {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 function epochOrder() {
-  const order = new Int32Array(n);
-  for (let i = 0; i < n; i++) order[i] = i;
-  if (shuffle) {
-    const random = new Random(hashSeed(seed, epoch, 0));
-    for (let i = n - 1; i > 0; i--) {
-      const j = random.int(i + 1);
-      const t = order[i];
-      order[i] = order[j];
-      order[j] = t;
-    }
-  }
-  return order;
+  return shuffle ? shuffledOrder(n, new Random(hashSeed(seed, epoch, 0))) : Int32Array.from({ length: n }, (_, i) => i);
 }
 
 /** Writes image `src` into out[dst...], shifted by (dy, dx) (the crop window's offset from the
@@ -62,29 +46,6 @@ function copyImage(out, dst, src, dy, dx, flip) {
   }
 }
 
-/** torchvision's RandomErasing.get_params and erase, on the normalised image at out[dst...]. */
-function randomErase(out, dst, random) {
-  if (!(random.next() < erasing.p)) return;
-  const area = H * W;
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const eraseArea = area * random.uniform(erasing.scale[0], erasing.scale[1]);
-    const aspect = Math.exp(random.uniform(erasing.logRatio[0], erasing.logRatio[1]));
-    const h = roundHalfEven(Math.sqrt(eraseArea * aspect));
-    const w = roundHalfEven(Math.sqrt(eraseArea / aspect));
-    if (!(h < H && w < W)) continue;
-    const top = random.int(H - h + 1);
-    const left = random.int(W - w + 1);
-    for (let c = 0; c < C; c++) {
-      for (let y = top; y < top + h; y++) {
-        const row = dst + c * plane + y * W;
-        if (erasing.value === 'random') for (let x = left; x < left + w; x++) out[row + x] = random.normal();
-        else out.fill(erasing.value, row + left, row + left + w);
-      }
-    }
-    return;
-  }
-}
-
 function build(k, order) {
   const start = k * batchSize;
   const size = Math.min(batchSize, n - start);
@@ -102,7 +63,7 @@ function build(k, order) {
     const left = padding === null ? 0 : random.int(2 * padding + 1) - padding;
     const flip = hflip && random.next() < 0.5;
     copyImage(images, j * imageSize, base * imageSize, top, left, flip);
-    if (erasing !== null) randomErase(images, j * imageSize, random);
+    if (erasing !== null) randomErase(images, j * imageSize, C, H, W, erasing, random);
   }
   return { index: k, size, images: images.buffer, labels: labelsOut.buffer, indices: indices.buffer };
 }

@@ -2,10 +2,11 @@
 // receives the finished tensor, so no per-pixel work of any request delays the others (or
 // /healthz). Each worker takes several images at once (sharp decodes on libuv's pool either way).
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { ResNetError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import * as v from '../validate.js';
+import { startWorker } from '../worker-start.js';
 import { ImageError } from './errors.js';
 import { checkPreprocessOptions, type PreprocessOptions } from './preprocess-options.js';
 import type { PreprocessReply, PreprocessRequest } from './preprocess-worker.js';
@@ -19,16 +20,11 @@ interface Pending {
 interface Slot {
   worker: Worker;
   pending: Map<number, Pending>;
+  /** The error it died of, if it did ('error' comes before 'exit'). */
+  failure?: Error;
+  /** It has answered at least once (a worker that cannot even start is not restarted forever). */
+  answered?: boolean;
 }
-
-// From the build, the compiled .js beside this file. From source (run with tsx), the .ts file,
-// loaded through tsx's loader, which worker threads do not inherit.
-const fromSource = import.meta.url.endsWith('.ts');
-const workerFile = new URL(`./preprocess-worker${fromSource ? '.ts' : '.js'}`, import.meta.url);
-const startWorker = () =>
-  fromSource
-    ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(workerFile.href)}); });`, { eval: true })
-    : new Worker(workerFile);
 
 export class PreprocessPool {
   readonly size: number;
@@ -36,6 +32,7 @@ export class PreprocessPool {
   readonly #slots: Slot[] = [];
   #nextId = 1;
   #closed = false;
+  #startFailures = 0;
 
   /** `size` workers (default: the CPUs, at most 4), each preprocessing with `options`. */
   constructor(options: PreprocessOptions, size = Math.max(1, Math.min(4, availableParallelism()))) {
@@ -45,19 +42,27 @@ export class PreprocessPool {
   }
 
   #spawn(): Slot {
-    const slot: Slot = { worker: startWorker(), pending: new Map() };
+    const slot: Slot = { worker: startWorker('preprocess-worker', import.meta.url), pending: new Map() };
     // Idle workers must not keep a process alive that has nothing else to do.
     slot.worker.unref();
-    slot.worker.on('message', (reply: PreprocessReply) => this.#settle(slot, reply));
-    const fail = (error: Error) => {
-      for (const p of slot.pending.values()) p.reject(error);
-      slot.pending.clear();
-      // Replace a worker that died, so that the pool keeps its size.
-      if (!this.#closed) this.#slots[this.#slots.indexOf(slot)] = this.#spawn();
-    };
-    slot.worker.on('error', (error) => fail(new ResNetError(`An image worker failed: ${error.message}`, { cause: error })));
+    slot.worker.on('message', (reply: PreprocessReply) => {
+      slot.answered = true;
+      this.#settle(slot, reply);
+    });
+    slot.worker.on('error', (error) => {
+      slot.failure = new ResNetError(`An image worker failed: ${error.message}`, { cause: error });
+    });
+    // 'exit' comes once per worker, after any 'error': the one place that settles and replaces it.
     slot.worker.on('exit', (code) => {
-      if (!this.#closed) fail(new ResNetError(`An image worker exited (code ${code})`));
+      const error = slot.failure ?? new ResNetError(`An image worker exited (code ${code})`);
+      for (const p of slot.pending.values()) p.reject(this.#closed ? new ResNetError('The preprocessing pool was closed') : error);
+      slot.pending.clear();
+      if (this.#closed) return;
+      this.#startFailures = slot.answered ? 0 : this.#startFailures + 1;
+      const at = this.#slots.indexOf(slot);
+      // Keep the pool's size, unless workers keep dying before their first answer (a broken install).
+      if (at >= 0 && this.#startFailures < 3) this.#slots[at] = this.#spawn();
+      else if (at >= 0) this.#slots.splice(at, 1);
     });
     return slot;
   }
@@ -77,14 +82,22 @@ export class PreprocessPool {
   run(image: Uint8Array): Promise<Tensor<Float32Array>> {
     if (this.#closed) return Promise.reject(new ResNetError('The preprocessing pool is closed'));
     if (!(image instanceof Uint8Array)) return Promise.reject(v.invalid('a Uint8Array', 'image', image));
-    // The least busy worker; a copy of the bytes is moved to it (a Buffer may be a view into a larger pool).
+    if (this.#slots.length === 0) return Promise.reject(new ResNetError('The image workers could not start (see the errors before this one)'));
+    // The least busy worker. A copy of the bytes moves to it: the caller's Buffer may be a view
+    // into Node's shared pool, which must be neither moved nor copied whole.
     const slot = this.#slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
     const id = this.#nextId++;
-    const copy = image.slice();
+    const copy = new Uint8Array(image);
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { image, resolve, reject });
       slot.worker.ref();
-      slot.worker.postMessage({ id, image: copy, options: this.#options } satisfies PreprocessRequest, [copy.buffer as ArrayBuffer]);
+      try {
+        slot.worker.postMessage({ id, image: copy, options: this.#options } satisfies PreprocessRequest, [copy.buffer]);
+      } catch (error) {
+        slot.pending.delete(id);
+        if (slot.pending.size === 0) slot.worker.unref();
+        reject(new ResNetError(`Cannot hand the image to a worker: ${(error as Error).message}`, { cause: error }));
+      }
     });
   }
 

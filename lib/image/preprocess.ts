@@ -78,13 +78,35 @@ function message(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).trim();
 }
 
-interface Pixels {
+export interface Pixels {
   data: Uint8Array;
   width: number;
   height: number;
 }
 
 /** Decodes to 8-bit RGB, interleaved, upright, with the bytes Pillow's convert('RGB') gives. */
+export async function decodeRgb(input: ImageInput, maxPixels: number): Promise<Pixels> {
+  return decode(input, maxPixels);
+}
+
+/**
+ * Resizes interleaved RGB to outWidth x outHeight as Pillow's Image.resize (torchvision's resize of
+ * a PIL image): in sharp when both sides shrink (close to Pillow), else in Pillow's own arithmetic.
+ */
+export async function resizeRgb(pixels: Pixels, outWidth: number, outHeight: number, interpolation: Interpolation): Promise<Uint8Array> {
+  const { data, width, height } = pixels;
+  if (outWidth === width && outHeight === height) return data;
+  if (outWidth > width || outHeight > height) {
+    return resampleWindow(data, width, height, outWidth, outHeight, interpolation, { x0: 0, x1: outWidth, y0: 0, y1: outHeight });
+  }
+  return sharp(data, { raw: { width, height, channels: 3 } }).resize(outWidth, outHeight, { fit: 'fill', kernel: sharpKernel[interpolation] }).raw().toBuffer();
+}
+
+/** torchvision's Resize(resize) + CenterCrop(crop) + Normalize of decoded pixels, into out[offset ...]. */
+export async function resizeCropNormalize(pixels: Pixels, options: Resolved, out: Float32Array, offset: number): Promise<void> {
+  return transform(pixels, options, out, offset);
+}
+
 async function decode(input: ImageInput, maxPixels: number): Promise<Pixels> {
   const source = typeof input === 'string' || Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   // failOn 'error': files with recoverable damage (e.g. extraneous bytes in a JPEG) load, as in

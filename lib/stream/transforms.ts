@@ -3,6 +3,7 @@
 // A pipeline is a list: geometry (RandomResizedCrop, or Resize then CenterCrop), an optional
 // RandomHorizontalFlip, Normalize (always: it makes the float tensor), an optional RandomErasing.
 import { InvalidArgumentError } from '../errors.js';
+import { roundHalfEven } from '../data/augment.js';
 import * as v from '../validate.js';
 
 export type Interpolation = 'bilinear' | 'bicubic' | 'lanczos';
@@ -126,16 +127,9 @@ export function toPipeline(transforms: readonly Transform[]): Pipeline {
   }
   if (p.crop && (p.resize || p.center)) throw new InvalidArgumentError('Expected RandomResizedCrop, or Resize and CenterCrop, not both (RandomResizedCrop already gives the final size)');
   if (!p.crop && !p.center) throw new InvalidArgumentError('Expected a transform that fixes the output size (RandomResizedCrop or CenterCrop): images of one batch must have one size');
+  if (!p.crop && p.center!.size[0] !== p.center!.size[1]) throw new InvalidArgumentError(`Expected a square CenterCrop (torchvision's eval recipe) but received ${p.center!.size.join('x')}`);
   if (!p.normalize) throw new InvalidArgumentError('Expected Normalize(mean, std) in the transforms (it makes the float tensor)');
   return { ...p, normalize: p.normalize, size: p.crop ? p.crop.size : p.center!.size };
-}
-
-/** Python's round(): half to even. */
-function roundHalfEven(x: number): number {
-  const f = Math.floor(x);
-  const d = x - f;
-  if (d !== 0.5) return Math.round(x);
-  return f % 2 === 0 ? f : f + 1;
 }
 
 /** The draws get_params makes, from some generator: uniform(a, b) and randint(low, high) (high exclusive). */

@@ -3,8 +3,11 @@
 // preprocessing it was trained with. model.save() writes it as JSON into a safetensors file's
 // __metadata__ (under `metadataKey`), or next to a .pth file as `<file>.json` (torch.save's
 // archive is read by PyTorch users, who must not find anything but the state dict in it).
-import { readFile } from 'node:fs/promises';
-import { architectures, type ArchitectureSpec } from '../architectures.js';
+import { readFile, rm } from 'node:fs/promises';
+import { writeFileAtomic } from '../atomic-write.js';
+import type { ArchitectureSpec } from '../architectures.js';
+import type { Tensor } from '../tensor.js';
+import { saveWeights, type WeightsFormat } from './files.js';
 import { WeightsError } from '../errors.js';
 import { checkPreprocessOptions, type PreprocessOptions } from '../image/preprocess-options.js';
 import { resolveConfig, type ResNetConfig } from '../options.js';
@@ -116,5 +119,24 @@ export async function readModelMetadata(path: string, safetensorsMetadata: Recor
   return decodeMetadata(text, sidecarPath(path));
 }
 
-/** Is `arch` one of the builders (so that loadModel() can say which it rebuilt)? */
-export const isBuilderName = (arch: string) => Object.hasOwn(architectures, arch);
+/**
+ * Writes tensors with a description (or none): into a safetensors file's metadata, or as the
+ * sidecar of a .pth file. A .pth file's old sidecar is removed first, so that a failure between the
+ * two writes never pairs new weights with an old description.
+ */
+export async function saveDescribed(
+  path: string,
+  format: WeightsFormat,
+  tensors: Record<string, Tensor>,
+  description: ModelMetadata | null,
+  metadata: Record<string, string> = {},
+): Promise<void> {
+  const text = description && encodeMetadata(description);
+  if (format === 'safetensors') {
+    await saveWeights(path, tensors, { format, metadata: { format: 'pt', ...(text !== null && { [metadataKey]: text }), ...metadata } });
+    return;
+  }
+  await rm(sidecarPath(path), { force: true });
+  await saveWeights(path, tensors, { format, ...(Object.keys(metadata).length > 0 && { metadata }) });
+  if (text !== null) await writeFileAtomic(sidecarPath(path), text);
+}

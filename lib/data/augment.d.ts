@@ -1,0 +1,11 @@
+// Types of augment.js (plain JavaScript, see there).
+import type { Random } from './random.js';
+export declare function roundHalfEven(x: number): number;
+export declare function shuffledOrder(n: number, random: Random): Int32Array;
+export interface ErasingParams {
+  p: number;
+  scale: readonly [number, number];
+  logRatio: readonly [number, number];
+  value: number | 'random';
+}
+export declare function randomErase(out: Float32Array, dst: number, C: number, H: number, W: number, erasing: ErasingParams, random: Random): void;

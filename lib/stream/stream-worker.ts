@@ -1,0 +1,92 @@
+// A streaming worker: reads (or receives) one encoded image per task, decodes it, runs the
+// pipeline (lib/stream/transforms.ts) and writes the normalised C x H x W floats into the batch's
+// shared memory. Randomness comes from (seed, epoch, sample index): a sample gets the same crop
+// whichever worker takes it and whenever.
+import { readFile } from 'node:fs/promises';
+import { parentPort, workerData } from 'node:worker_threads';
+import { randomErase } from '../data/augment.js';
+import { hashSeed, Random } from '../data/random.js';
+import { decodeRgb, resizeCropNormalize, resizeRgb, type Pixels } from '../image/preprocess.js';
+import { resolve } from '../image/preprocess-options.js';
+import { randomResizedCropBox, type Pipeline } from './transforms.js';
+
+export interface StreamWorkerData {
+  pipeline: Pipeline;
+  maxPixels: number;
+}
+
+export interface StreamTask {
+  id: number;
+  /** A file to read, or the encoded bytes (from a tar shard). */
+  file?: string;
+  bytes?: Uint8Array;
+  index: number;
+  seed: number;
+  epoch: number;
+  /** The batch's images, and where this one goes (in floats). */
+  out: SharedArrayBuffer;
+  offset: number;
+}
+
+export type StreamReply = { id: number; ms: number } | { id: number; error: string };
+
+const { pipeline, maxPixels } = workerData as StreamWorkerData;
+const [outHeight, outWidth] = pipeline.size;
+const plane = outHeight * outWidth;
+const { mean, std } = pipeline.normalize;
+const tables = resolve({ mean, std }).tables;
+const evalOptions = pipeline.crop ? null : resolve({ crop: outHeight, mean, std, interpolation: pipeline.resize?.interpolation ?? 'bilinear' });
+const erasing = pipeline.erasing && {
+  p: pipeline.erasing.p,
+  scale: pipeline.erasing.scale,
+  logRatio: [Math.log(pipeline.erasing.ratio[0]), Math.log(pipeline.erasing.ratio[1])] as const,
+  value: pipeline.erasing.value,
+};
+
+/** Rows top .. top+h, columns left .. left+w of interleaved RGB: PIL's Image.crop. */
+function crop(pixels: Pixels, top: number, left: number, h: number, w: number): Pixels {
+  const data = new Uint8Array(h * w * 3);
+  for (let y = 0; y < h; y++) data.set(pixels.data.subarray(((top + y) * pixels.width + left) * 3, ((top + y) * pixels.width + left + w) * 3), y * w * 3);
+  return { data, width: w, height: h };
+}
+
+async function run(task: StreamTask): Promise<void> {
+  const bytes = task.bytes ?? (await readFile(task.file!));
+  const pixels = await decodeRgb(bytes, maxPixels);
+  const random = new Random(hashSeed(task.seed, task.epoch, task.index + 1));
+  const out = new Float32Array(task.out, task.offset * 4, 3 * plane);
+  if (pipeline.crop) {
+    const { scale, ratio, interpolation } = pipeline.crop;
+    const [top, left, h, w] = randomResizedCropBox(pixels.width, pixels.height, scale, ratio, {
+      uniform: (low, high) => random.uniform(low, high),
+      randint: (low, high) => low + random.int(high - low),
+    });
+    const rgb = await resizeRgb(crop(pixels, top, left, h, w), outWidth, outHeight, interpolation);
+    const flip = pipeline.flip !== undefined && random.next() < pipeline.flip;
+    const [t0, t1, t2] = tables;
+    for (let y = 0; y < outHeight; y++) {
+      for (let x = 0; x < outWidth; x++) {
+        const i = (y * outWidth + (flip ? outWidth - 1 - x : x)) * 3;
+        const p = y * outWidth + x;
+        out[p] = t0[rgb[i]!]!;
+        out[plane + p] = t1[rgb[i + 1]!]!;
+        out[2 * plane + p] = t2[rgb[i + 2]!]!;
+      }
+    }
+  } else {
+    // Resize (the shorter side; without it the image keeps its size) + CenterCrop + Normalize.
+    await resizeCropNormalize(pixels, { ...evalOptions!, resize: pipeline.resize?.size ?? Math.min(pixels.width, pixels.height) }, out, 0);
+    if (pipeline.flip !== undefined && random.next() < pipeline.flip) {
+      for (let c = 0; c < 3; c++) for (let y = 0; y < outHeight; y++) out.subarray(c * plane + y * outWidth, c * plane + (y + 1) * outWidth).reverse();
+    }
+  }
+  if (erasing) randomErase(out, 0, 3, outHeight, outWidth, erasing, random);
+}
+
+parentPort!.on('message', (task: StreamTask) => {
+  const started = performance.now();
+  run(task).then(
+    () => parentPort!.postMessage({ id: task.id, ms: performance.now() - started } satisfies StreamReply),
+    (error: unknown) => parentPort!.postMessage({ id: task.id, error: (error instanceof Error ? error.message : String(error)).trim() } satisfies StreamReply),
+  );
+});

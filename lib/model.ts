@@ -2,7 +2,7 @@
 import { DisposedError, settle } from './errors.js';
 import { native, type NativeModel, type NativeTensorOut } from './native.js';
 import type { ResNetConfig } from './options.js';
-import { formatShape, numelOf, Tensor, type DType, type TensorLike } from './tensor.js';
+import { formatShape, nativeView, numelOf, Tensor, type DType, type TensorLike } from './tensor.js';
 import { InvalidArgumentError, ShapeError } from './errors.js';
 import * as v from './validate.js';
 import { formatFor, readWeightsFile, type LoadWeightsOptions, type SaveWeightsOptions } from './weights/files.js';
@@ -325,7 +325,7 @@ export class ResNet implements Disposable {
     }
     const entries = Object.entries(stateDict).map(([name, value]) => {
       const t = Tensor.from(value);
-      return { name, dtype: t.dtype, shape: [...t.shape], data: t.data };
+      return { name, dtype: t.dtype, shape: [...t.shape], data: nativeView(t.data) };
     });
     return this.#call(() => this.#native.loadStateDict(entries, strict, exclude), trace, (r) => r);
   }
@@ -387,8 +387,8 @@ export class ResNet implements Disposable {
   /** @internal The native calls training needs (see lib/train/port.ts). */
   [trainingPort](): TrainingPort {
     const entries = (sd: Record<string, Tensor>) =>
-      Object.entries(sd).map(([name, t]) => ({ name, dtype: t.dtype, shape: [...t.shape], data: t.data }));
-    const plain = (t: Tensor) => ({ dtype: t.dtype, shape: [...t.shape], data: t.data });
+      Object.entries(sd).map(([name, t]) => ({ name, dtype: t.dtype, shape: [...t.shape], data: nativeView(t.data) }));
+    const plain = (t: Tensor) => ({ dtype: t.dtype, shape: [...t.shape], data: nativeView(t.data) });
     return {
       numClasses: this.config.numClasses,
       stages: this.config.widths.map((_, i) => `layer${i + 1}`),
@@ -445,7 +445,7 @@ export class ResNet implements Disposable {
     if (numelOf(x.shape) !== x.data.length) {
       throw new ShapeError(`Expected ${numelOf(x.shape)} elements for input but received ${x.data.length}`);
     }
-    return { dtype: x.dtype, shape: [...x.shape], data: x.data };
+    return { dtype: x.dtype, shape: [...x.shape], data: nativeView(x.data) };
   }
 
   async #call<R, T>(call: () => Promise<R>, trace: Error, finish: (raw: R) => T): Promise<T> {

@@ -126,3 +126,13 @@ export class Tensor<T extends TensorData = TensorData> {
     return new Tensor(new ArrayClass(buffer), shape, dtype);
   }
 }
+
+/**
+ * The bytes handed to the addon: N-API cannot read typed arrays over a SharedArrayBuffer (the
+ * call fails with a bare "Invalid argument"), so those are copied into a plain buffer first.
+ */
+export function nativeView<T extends ArrayBufferView>(data: T): T {
+  if (!(data.buffer instanceof SharedArrayBuffer)) return data;
+  const Type = data.constructor as new (source: T) => T;
+  return new Type(data);
+}

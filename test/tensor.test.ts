@@ -56,3 +56,22 @@ test('dtype names that every object inherits are rejected like any unknown dtype
   const { saveWeights } = await import('../lib/index.ts');
   await t.throwsAsync(saveWeights('/tmp/never-written.safetensors', { w: { data: new Float32Array(1), shape: [1], dtype: 'constructor' as 'float32' } } as never), { instanceOf: InvalidArgumentError });
 });
+
+test.serial('a tensor over a SharedArrayBuffer (e.g. from a worker) goes through forward, training and loadStateDict', async (t) => {
+  const { resnet20 } = await import('../lib/index.ts');
+  const model = await resnet20({ seed: 0 });
+  t.teardown(() => model.dispose());
+  const shared = new Float32Array(new SharedArrayBuffer(2 * 3 * 32 * 32 * 4));
+  for (let i = 0; i < shared.length; i++) shared[i] = Math.cos(i);
+  const plain = new Float32Array(shared);
+  const [a, b] = [await model.forward(new Tensor(shared, [2, 3, 32, 32])), await model.forward(new Tensor(plain, [2, 3, 32, 32]))];
+  t.deepEqual(Array.from(a.data), Array.from(b.data));
+  const labels = new BigInt64Array(new SharedArrayBuffer(16));
+  labels.set([1n, 2n]);
+  const step = await model.trainer({ optimizer: { type: 'sgd', lr: 0.01 } }).step(new Tensor(shared, [2, 3, 32, 32]), new Tensor(labels, [2]));
+  t.true(Number.isFinite(step.loss));
+  const fc = (await model.stateDict())['fc.bias']!;
+  const sharedBias = new Float32Array(new SharedArrayBuffer(fc.data.byteLength));
+  sharedBias.set(fc.data as Float32Array);
+  await t.notThrowsAsync(model.loadStateDict({ 'fc.bias': new Tensor(sharedBias, fc.shape) }, { strict: false }));
+});

@@ -65,3 +65,4 @@ export { readPth, writePth } from './weights/pth.js';
 export { FeatureMap, featureLayout, type FeatureLayout } from './features.js';
 export * from './image/index.js';
 export { topPredictions, type ClassifyOptions, type Prediction } from './classify.js';
+export * from './stream/index.js';

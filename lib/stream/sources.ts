@@ -84,16 +84,29 @@ async function readShard(
     throw new DataError(`Cannot read the shard '${shard}' (${(error as NodeJS.ErrnoException).code ?? String(error)})`, { file: shard, cause: error });
   }
   if (!info.isFile()) throw new DataError(`The shard '${shard}' is not a file`, { file: shard });
-  let current: { key: string; image: Buffer | null; hasImage: boolean; label: number | null } | null = null;
-  const finish = async () => {
+  interface Member {
+    key: string;
+    image: Buffer | null;
+    hasImage: boolean;
+    label: number | null;
+    /** The member bodies still being read. */
+    parts: Array<Promise<void>>;
+  }
+  let current: Member | null = null;
+  // Samples are finished in file order, each once its members' bodies are in.
+  let chain: Promise<void> = Promise.resolve();
+  const finish = () => {
     if (!current) return;
     const c = current;
     current = null;
-    if (c.label === null) onBad(`${shard}:${c.key}`, 'it has no .cls label');
-    else if (!c.hasImage) onBad(`${shard}:${c.key}`, `it has no image (.${imageKeys.join(', .')})`);
-    else await onSample(c.key, c.label, c.image);
+    chain = chain.then(async () => {
+      await Promise.all(c.parts);
+      if (c.label === null) onBad(`${shard}:${c.key}`, 'it has no .cls label');
+      else if (!c.hasImage) onBad(`${shard}:${c.key}`, `it has no image (.${imageKeys.join(', .')})`);
+      else await onSample(c.key, c.label, c.image);
+    });
+    chain.catch(() => {}); // observed below
   };
-  const pending: Array<Promise<void>> = [];
   await new Promise<void>((resolve, reject) => {
     const parser = new Parser({
       strict: true,
@@ -103,16 +116,15 @@ async function readShard(
           return;
         }
         const [key, ext] = splitName(entry.path);
-        if (current && current.key !== key) pending.push(finish());
-        current ??= { key, image: null, hasImage: false, label: null };
-        if (imageKeys.includes(ext) && !current.hasImage) {
-          current.hasImage = true;
-          const c = current;
-          if (wantImages) pending.push(collect(entry).then((b) => void (c.image = b)));
+        if (current && current.key !== key) finish();
+        current ??= { key, image: null, hasImage: false, label: null, parts: [] };
+        const c = current;
+        if (imageKeys.includes(ext) && !c.hasImage) {
+          c.hasImage = true;
+          if (wantImages) c.parts.push(collect(entry).then((b) => void (c.image = b)));
           else entry.resume();
         } else if (ext === 'cls') {
-          const c = current;
-          pending.push(
+          c.parts.push(
             collect(entry).then((b) => {
               const text = b.toString('utf8').trim();
               if (/^\d+$/.test(text)) c.label = Number(text);
@@ -128,8 +140,8 @@ async function readShard(
     stream.on('error', (error) => reject(new DataError(`Cannot read the shard '${shard}': ${error.message}`, { file: shard, cause: error })));
     stream.pipe(parser);
   });
-  await Promise.all(pending);
-  await finish();
+  finish();
+  await chain;
 }
 
 export interface WebDatasetOptions {

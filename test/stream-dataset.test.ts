@@ -1,0 +1,164 @@
+// StreamingDataset: images decoded per batch by worker threads, from an ImageFolder or WebDataset
+// tar shards. Seeded order and crops, eval tensors equal to preprocess(), a shard set equal image
+// for image to the same folder, bad data as DataErrors (or skipped and counted), and fit() on it.
+import test from 'ava';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { create as createTar } from 'tar';
+import { createResNet, DataError, fit, InvalidArgumentError, preprocess } from '../lib/index.ts';
+import { StreamingDataset, T } from '../lib/stream/index.ts';
+
+let root: string;
+const classes = ['ash', 'birch', 'cedar'];
+const mean = [0.4, 0.45, 0.5];
+const std = [0.25, 0.25, 0.25];
+const evalTransforms = () => [T.Resize(40), T.CenterCrop(32), T.Normalize(mean, std)];
+const trainTransforms = () => [T.RandomResizedCrop(32), T.RandomHorizontalFlip(), T.Normalize(mean, std)];
+const files: Array<{ path: string; label: number; key: string }> = [];
+
+async function picture(seed: number, label: number): Promise<Buffer> {
+  const width = 48 + ((seed * 13) % 40);
+  const height = 40 + ((seed * 7) % 40);
+  const pixels = Buffer.alloc(width * height * 3);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = (i * (label + 3) + seed * 31 + ((i / 3 / width) | 0) * 5) % 256;
+  return sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+}
+
+test.before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'resnet-stream-'));
+  const shardDir = join(root, 'shards');
+  await mkdir(shardDir);
+  let seed = 0;
+  for (const [label, name] of classes.entries()) {
+    await mkdir(join(root, 'folder', name), { recursive: true });
+    for (let i = 0; i < 8; i++) {
+      const key = `${String(seed).padStart(4, '0')}`;
+      const bytes = await picture(seed++, label);
+      const path = join(root, 'folder', name, `${key}.jpg`);
+      await writeFile(path, bytes);
+      await writeFile(join(shardDir, `${key}.jpg`), bytes);
+      await writeFile(join(shardDir, `${key}.cls`), String(label));
+      files.push({ path, label, key });
+    }
+  }
+  // Two shards in folder order: 0000-0011 and 0012-0023.
+  const members = files.flatMap((f) => [`${f.key}.jpg`, `${f.key}.cls`]);
+  await createTar({ file: join(root, 'a.tar'), cwd: shardDir, portable: true }, members.slice(0, 24));
+  await createTar({ file: join(root, 'b.tar'), cwd: shardDir, portable: true }, members.slice(24));
+});
+
+test.after.always(async () => {
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+const bytes = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+async function collect(data: StreamingDataset, options: Parameters<StreamingDataset['batches']>[0]) {
+  const images: Buffer[] = [];
+  const labels: number[] = [];
+  const indices: number[] = [];
+  const it = data.batches(options);
+  for await (const batch of it) {
+    images.push(Buffer.from(bytes(batch.images.data)));
+    labels.push(...Array.from(batch.labels.data, Number));
+    indices.push(...batch.indices);
+  }
+  return { images: Buffer.concat(images), labels, indices, stats: it.stats() };
+}
+
+test('eval transforms: each image equals preprocess() (Resize + CenterCrop + Normalize), in folder order', async (t) => {
+  const data = await StreamingDataset.fromFolder(join(root, 'folder'), { transforms: evalTransforms(), workers: 2 });
+  t.teardown(() => data.close());
+  t.deepEqual(data.classes, classes);
+  t.is(data.length, 24);
+  t.deepEqual(data.imageShape, [3, 32, 32]);
+  const got = await collect(data, { batchSize: 5 });
+  t.deepEqual(got.labels, files.map((f) => f.label));
+  t.deepEqual(got.indices, files.map((_, i) => i));
+  const expected = await Promise.all(files.map((f) => preprocess(f.path, { resize: 40, crop: 32, mean: mean as never, std: std as never })));
+  t.true(got.images.equals(Buffer.concat(expected.map((x) => bytes(x.data)))));
+  t.is(got.stats.images, 24);
+});
+
+test('seeded: the same seed and epoch give the same order and crops; another epoch does not', async (t) => {
+  const data = await StreamingDataset.fromFolder(join(root, 'folder'), { transforms: trainTransforms(), workers: 2 });
+  t.teardown(() => data.close());
+  const a = await collect(data, { batchSize: 8, shuffle: true, seed: 3, epoch: 1 });
+  const b = await collect(data, { batchSize: 8, shuffle: true, seed: 3, epoch: 1 });
+  const c = await collect(data, { batchSize: 8, shuffle: true, seed: 3, epoch: 2 });
+  t.true(a.images.equals(b.images));
+  t.deepEqual(a.indices, b.indices);
+  t.notDeepEqual(a.indices, c.indices);
+  t.deepEqual([...a.indices].sort((x, y) => x - y), files.map((_, i) => i));
+  // Labels travel with their images.
+  a.indices.forEach((index, k) => t.is(a.labels[k], files[index]!.label));
+  // A different worker count decodes the same crops (randomness is per sample, not per thread).
+  const one = await StreamingDataset.fromFolder(join(root, 'folder'), { transforms: trainTransforms(), workers: 1 });
+  t.teardown(() => one.close());
+  t.true((await collect(one, { batchSize: 8, shuffle: true, seed: 3, epoch: 1 })).images.equals(a.images));
+});
+
+test('a WebDataset shard set gives the folder\'s images, labels and tensors, image for image', async (t) => {
+  const shards = await StreamingDataset.fromWebDataset([join(root, 'a.tar'), join(root, 'b.tar')], { transforms: evalTransforms(), classes, workers: 2 });
+  const folder = await StreamingDataset.fromFolder(join(root, 'folder'), { transforms: evalTransforms(), workers: 2 });
+  t.teardown(() => (shards.close(), folder.close()));
+  t.is(shards.length, 24);
+  t.deepEqual(shards.classes, classes);
+  const [s, f] = [await collect(shards, { batchSize: 7 }), await collect(folder, { batchSize: 7 })];
+  t.deepEqual(s.labels, f.labels);
+  t.true(s.images.equals(f.images));
+  // Shuffled epochs read whole shards in a seeded shard order.
+  const shuffled = await collect(shards, { batchSize: 24, shuffle: true, seed: 0, epoch: 0 });
+  const firstShard = shuffled.indices.slice(0, 12);
+  t.true(firstShard.every((i) => i < 12) || firstShard.every((i) => i >= 12));
+});
+
+test('bad data: a DataError naming the file by default; skipped and counted on request', async (t) => {
+  const dir = join(root, 'bad');
+  await mkdir(join(dir, 'ash'), { recursive: true });
+  await mkdir(join(dir, 'birch'), { recursive: true });
+  for (let i = 0; i < 4; i++) await writeFile(join(dir, 'ash', `${i}.jpg`), await picture(i, 0));
+  const good = await picture(9, 1);
+  await writeFile(join(dir, 'birch', 'truncated.jpg'), good.subarray(0, good.length >> 1));
+  await writeFile(join(dir, 'birch', 'text.png'), 'this is not a picture');
+  await writeFile(join(dir, 'birch', 'fine.jpg'), good);
+  const strict = await StreamingDataset.fromFolder(dir, { transforms: evalTransforms(), workers: 1 });
+  t.teardown(() => strict.close());
+  const error = await t.throwsAsync(collect(strict, { batchSize: 7 }), { instanceOf: DataError });
+  t.regex(error.message, /Cannot decode image '.*birch\/(text\.png|truncated\.jpg)'/);
+  const lenient = await StreamingDataset.fromFolder(dir, { transforms: evalTransforms(), workers: 1, onBadSample: 'skip' });
+  t.teardown(() => lenient.close());
+  const got = await collect(lenient, { batchSize: 4 });
+  t.is(got.stats.images, 5);
+  t.is(got.stats.skipped, 2);
+  t.is(got.labels.length, 5);
+  t.true(got.stats.skippedExamples.some((m) => m.includes('text.png')));
+  // A shard with a sample missing its label, and a missing shard.
+  const shardDir = join(root, 'shards');
+  await writeFile(join(shardDir, 'lonely.jpg'), good);
+  await createTar({ file: join(root, 'nolabel.tar'), cwd: shardDir, portable: true }, ['0000.jpg', '0000.cls', 'lonely.jpg']);
+  await t.throwsAsync(StreamingDataset.fromWebDataset(join(root, 'nolabel.tar'), { transforms: evalTransforms() }), { instanceOf: DataError, message: /nolabel\.tar:lonely' is incomplete: it has no \.cls label/ });
+  const skipping = await StreamingDataset.fromWebDataset(join(root, 'nolabel.tar'), { transforms: evalTransforms(), onBadSample: 'skip' });
+  t.teardown(() => skipping.close());
+  t.is(skipping.length, 1);
+  await t.throwsAsync(StreamingDataset.fromWebDataset(join(root, 'missing.tar'), { transforms: evalTransforms() }), { instanceOf: DataError, message: /Cannot read the shard '.*missing\.tar' \(ENOENT\)/ });
+  await writeFile(join(root, 'garbage.tar'), Buffer.alloc(3000, 7));
+  await t.throwsAsync(StreamingDataset.fromWebDataset(join(root, 'garbage.tar'), { transforms: evalTransforms() }), { instanceOf: DataError, message: /garbage\.tar/ });
+});
+
+test('fit() trains from a streaming folder; augment options belong to the transforms', async (t) => {
+  const data = await StreamingDataset.fromFolder(join(root, 'folder'), { transforms: trainTransforms(), workers: 2 });
+  const val = await StreamingDataset.fromFolder(join(root, 'folder'), { transforms: evalTransforms(), workers: 1 });
+  t.teardown(() => (data.close(), val.close()));
+  const model = await createResNet({ block: 'basic', stem: 'cifar', layers: [1, 1, 1], widths: [8, 8, 8], shortcut: 'A', numClasses: 3, seed: 0 });
+  t.teardown(() => model.dispose());
+  const report = await fit(model, { train: data, val, epochs: 2, batchSize: 8, trainer: model.trainer({ optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 } }) });
+  t.is(report.iterations, 6);
+  t.is(report.epochs[1]!.val!.count, 24);
+  await t.throwsAsync(fit(model, { train: data, epochs: 1, batchSize: 8, augment: { hflip: true }, trainer: model.trainer({ optimizer: { type: 'sgd', lr: 0.05 } }) }), {
+    instanceOf: InvalidArgumentError,
+    message: /transforms .* are given when it is opened/,
+  });
+});

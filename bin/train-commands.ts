@@ -10,6 +10,7 @@ import { createModel } from '../lib/builders.js';
 import { CIFAR10, CIFAR100, FashionMNIST, ImageFolder, MNIST } from '../lib/data/datasets.js';
 import type { ImageDataset } from '../lib/data/dataset.js';
 import { randomSplit } from '../lib/data/split.js';
+import { StreamingDataset } from '../lib/stream/streaming-dataset.js';
 import type { PreprocessOptions, RGB } from '../lib/image/preprocess-options.js';
 import type { ResNet } from '../lib/model.js';
 import { loadWeights, readWeightsFile } from '../lib/weights/files.js';
@@ -26,13 +27,15 @@ export const trainUsage = `  train --dataset D [--root DIR] [--arch A] [--epochs
         [--seed S] [--augment] [--erasing P] [--label-smoothing X] [--weight-decay X]
         [--momentum X] [--nesterov | --no-nesterov] [--weights NAME|FILE] [--freeze-up-to LAYER]
         [--freeze-bn] [--val-split F] [--patience N] [--size S] [--checkpoint-dir DIR] [--resume FILE]
-        [--out FILE] [--run-dir DIR [--log-every N] [--plot]]
+        [--out FILE] [--run-dir DIR [--log-every N] [--plot]] [--stream] [--skip-bad]
         --weights: torchvision's (DEFAULT, IMAGENET1K_V1, ...), a file or a URL; a head of another size
         is replaced. --out saves the weights with the classes and preprocessing (for predict, serve).
         --run-dir: metrics.jsonl (+ checkpoints, curves.svg) in DIR. --patience: early stopping.
   eval  --dataset D [--root DIR] --weights FILE [--arch A]
         datasets: fashion-mnist, mnist, cifar10, cifar100, folder (an ImageFolder: DIR/train and
-        DIR/val, or class folders right in DIR; images brought to --size, default 224)`;
+        DIR/val, or class folders right in DIR; images brought to --size, default 224), webdataset
+        (DIR/train*.tar, DIR/val*.tar). --stream (and webdataset) decodes per batch, torchvision's
+        ImageNet recipe; --skip-bad leaves unreadable images out instead of stopping`;
 
 export async function loadData(name: string, split: 'train' | 'test', root: string | undefined, size: number, stats?: { mean: readonly number[]; std: readonly number[] }): Promise<ImageDataset> {
   const withRoot = <T extends object>(o: T) => (root === undefined ? o : { ...o, root });
@@ -96,6 +99,8 @@ export const trainOptions = {
   'freeze-up-to': { type: 'string' },
   'freeze-bn': { type: 'boolean', default: false },
   'val-split': { type: 'string' },
+  stream: { type: 'boolean', default: false },
+  'skip-bad': { type: 'boolean', default: false },
   patience: { type: 'string' },
   'checkpoint-dir': { type: 'string' },
   resume: { type: 'string' },
@@ -129,7 +134,7 @@ const isRegistryName = (weights: string) => /^[A-Z][A-Z0-9_]*$/.test(weights);
  * another size than the data set's classes (ImageNet's 1000, another data set's) is left out of
  * the load and keeps its fresh initialisation: fine-tuning.
  */
-async function startingModel(archFlag: string | undefined, data: ImageDataset, seed: number, weights: string | undefined, json: boolean): Promise<ResNet> {
+async function startingModel(archFlag: string | undefined, data: { classes: readonly string[]; imageShape: readonly number[] }, seed: number, weights: string | undefined, json: boolean): Promise<ResNet> {
   const { localWeights } = await import('./model-source.js');
   let arch = archFlag;
   let path: string | undefined;
@@ -184,15 +189,33 @@ export async function train(args: string[], json: boolean): Promise<void> {
   if (valSplit !== undefined && !(valSplit > 0 && valSplit < 1)) throw new UsageError(`--val-split expects a fraction between 0 and 1, got '${values['val-split']}'`);
   // Fine-tuning torchvision's weights: normalise as they were trained (ImageNet's mean/std).
   const imagenetStats = values.weights !== undefined && isRegistryName(values.weights) ? { mean: ImageFolder.imagenetMean, std: ImageFolder.imagenetStd } : undefined;
-  let trainSet = await loadData(values.dataset, 'train', values.root, size, imagenetStats);
-  let testSet: ImageDataset | undefined;
-  if (valSplit !== undefined) [trainSet, testSet] = randomSplit(trainSet, valSplit, seed);
-  else if (values.dataset !== 'folder' || (values.root && (await isFolder(join(values.root, 'val'))))) {
-    // Validation images are normalised with the training set's statistics, as the model will see them.
-    testSet = await loadData(values.dataset, 'test', values.root, size, trainSet);
-    if (testSet.classes.join('\n') !== trainSet.classes.join('\n')) {
-      throw new UsageError(`the validation set's classes (${testSet.classes.join(', ')}) are not the training set's (${trainSet.classes.join(', ')})`);
+  const erasing = numberFlag('erasing', values.erasing);
+  let trainSet: ImageDataset | StreamingDataset;
+  let testSet: ImageDataset | StreamingDataset | undefined;
+  let preprocessing: PreprocessOptions | null;
+  const streaming = values.dataset === 'webdataset' || values.stream;
+  if (streaming) {
+    if (values.dataset !== 'webdataset' && values.dataset !== 'folder') throw new UsageError(`--stream reads an ImageFolder (--dataset folder), not '${values.dataset}'`);
+    if (valSplit !== undefined) throw new UsageError('--val-split needs an in-memory data set; a streamed one takes its validation images from DIR/val (or val*.tar)');
+    const { streamingData } = await import('./stream-data.js');
+    const data = await streamingData(values.dataset, values.root, size, { ...(erasing !== undefined && { erasing }), skipBad: values['skip-bad'] });
+    trainSet = data.train;
+    testSet = data.val;
+    preprocessing = data.preprocessing;
+  } else {
+    let inMemory = await loadData(values.dataset, 'train', values.root, size, imagenetStats);
+    let inMemoryTest: ImageDataset | undefined;
+    if (valSplit !== undefined) [inMemory, inMemoryTest] = randomSplit(inMemory, valSplit, seed);
+    else if (values.dataset !== 'folder' || (values.root && (await isFolder(join(values.root, 'val'))))) {
+      // Validation images are normalised with the training set's statistics, as the model will see them.
+      inMemoryTest = await loadData(values.dataset, 'test', values.root, size, inMemory);
+      if (inMemoryTest.classes.join('\n') !== inMemory.classes.join('\n')) {
+        throw new UsageError(`the validation set's classes (${inMemoryTest.classes.join(', ')}) are not the training set's (${inMemory.classes.join(', ')})`);
+      }
     }
+    trainSet = inMemory;
+    testSet = inMemoryTest;
+    preprocessing = trainedPreprocessing(values.dataset, inMemory);
   }
   const model = await startingModel(values.arch, trainSet, seed, values.weights, json);
   const epochs = integerFlag('epochs', values.epochs);
@@ -215,7 +238,6 @@ export async function train(args: string[], json: boolean): Promise<void> {
   const lr = Number(values.lr);
   const weightDecay = numberFlag('weight-decay', values['weight-decay']);
   const labelSmoothing = numberFlag('label-smoothing', values['label-smoothing']);
-  const erasing = numberFlag('erasing', values.erasing);
   const momentum = numberFlag('momentum', values.momentum)!;
   if (values.nesterov && !(momentum > 0)) throw new UsageError('--nesterov needs a momentum above 0 (--momentum)');
   const patience = values.patience === undefined ? undefined : integerFlag('patience', values.patience);
@@ -243,7 +265,7 @@ export async function train(args: string[], json: boolean): Promise<void> {
       batchSize,
       trainer,
       seed,
-      ...((values.augment || erasing !== undefined) && {
+      ...(!streaming && (values.augment || erasing !== undefined) && {
         augment: { ...(values.augment && { crop: { padding: pad }, hflip: true }), ...(erasing !== undefined && erasing > 0 && { randomErasing: { p: erasing } }) },
       }),
       ...(checkpointDir && { checkpointDir }),
@@ -257,10 +279,11 @@ export async function train(args: string[], json: boolean): Promise<void> {
     });
   } finally {
     progress.stop();
+    if (trainSet instanceof StreamingDataset) await trainSet.close();
+    if (testSet instanceof StreamingDataset) await testSet.close();
   }
   // What the model was trained on travels with its weights: predict and serve use it.
   model.setClasses(trainSet.classes);
-  const preprocessing = trainedPreprocessing(values.dataset, trainSet);
   if (preprocessing) model.setPreprocessing(preprocessing);
   if (values.out) await model.save(values.out);
   const last = report.epochs.at(-1);
@@ -282,9 +305,11 @@ function trainingProgress(json: boolean): { onProgress?: (p: FitProgress) => voi
   const epochLine = (e: EpochReport) =>
     `epoch ${e.epoch + 1}: train loss ${e.trainLoss.toFixed(4)} accuracy ${e.trainAccuracy.toFixed(4)}` +
     (e.val ? `, validation loss ${e.val.loss.toFixed(4)} accuracy ${e.val.top1.toFixed(4)}` : '') +
-    `, ${e.imagesPerSecond.toFixed(0)} img/s, ${e.seconds.toFixed(0)} s`;
+    `, ${e.imagesPerSecond.toFixed(0)} img/s (waiting for data ${((100 * e.dataWaitSeconds) / e.seconds).toFixed(0)}% of the time), ${e.seconds.toFixed(0)} s` +
+    (e.skipped ? `; ${e.skipped.count} unreadable image(s) skipped, e.g. ${e.skipped.examples[0]}` : '');
   const line = (p: FitProgress) =>
-    `epoch ${p.epoch + 1}/${p.epochs} batch ${p.batch}/${p.batches} loss ${p.loss.toFixed(3)} lr ${p.lr.toFixed(4)} ${p.imagesPerSecond.toFixed(0)} img/s, ${formatEta(p.etaSeconds)} left`;
+    `epoch ${p.epoch + 1}/${p.epochs} batch ${p.batch}/${p.batches} loss ${p.loss.toFixed(3)} lr ${p.lr.toFixed(4)} ${p.imagesPerSecond.toFixed(0)} img/s ` +
+    `(steps alone ${p.stepImagesPerSecond.toFixed(0)}, data wait ${(100 * p.dataWaitFraction).toFixed(0)}%), ${formatEta(p.etaSeconds)} left`;
   if (!process.stderr.isTTY) {
     return {
       onProgress: (p) => {
@@ -295,13 +320,13 @@ function trainingProgress(json: boolean): { onProgress?: (p: FitProgress) => voi
     };
   }
   const bar = new cliProgress.SingleBar(
-    { format: 'epoch {epoch} [{bar}] {value}/{total} loss {loss} lr {lr} {rate} img/s, {eta_text} left', hideCursor: true, stream: process.stderr, clearOnComplete: true },
+    { format: 'epoch {epoch} [{bar}] {value}/{total} loss {loss} lr {lr} {rate} img/s, data wait {wait}%, {eta_text} left', hideCursor: true, stream: process.stderr, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
   );
   let epoch = -1;
   return {
     onProgress: (p) => {
-      const payload = { epoch: `${p.epoch + 1}/${p.epochs}`, loss: p.loss.toFixed(3), lr: p.lr.toFixed(4), rate: p.imagesPerSecond.toFixed(0), eta_text: formatEta(p.etaSeconds) };
+      const payload = { epoch: `${p.epoch + 1}/${p.epochs}`, loss: p.loss.toFixed(3), lr: p.lr.toFixed(4), rate: p.imagesPerSecond.toFixed(0), wait: (100 * p.dataWaitFraction).toFixed(0), eta_text: formatEta(p.etaSeconds) };
       if (p.epoch !== epoch) {
         if (epoch >= 0) bar.stop();
         bar.start(p.batches, p.batch, payload);

@@ -62,6 +62,10 @@ export interface FitProgress {
   imagesPerSecond: number;
   /** Seconds left for the whole fit at this epoch's pace (training steps only, not evaluation). */
   etaSeconds: number;
+  /** Images/s of the training steps alone: what the loop would do if data were free. */
+  stepImagesPerSecond: number;
+  /** Share of this epoch's time spent waiting for batches: near 0, the step is the bottleneck; near 1, the data. */
+  dataWaitFraction: number;
 }
 
 export interface EpochReport {
@@ -70,6 +74,11 @@ export interface EpochReport {
   trainAccuracy: number;
   imagesPerSecond: number;
   seconds: number;
+  /** Seconds the loop waited for batches, and spent in training steps. */
+  dataWaitSeconds: number;
+  stepSeconds: number;
+  /** Samples a streaming data set left out (onBadSample 'skip'), with a few of the reasons. */
+  skipped?: { count: number; examples: string[] };
   val?: EvaluateResult;
   checkpoint?: string;
 }
@@ -195,10 +204,26 @@ export async function fit(model: ResNet, options: FitOptions): Promise<FitReport
     let index = 0;
     const window = { loss: 0, correct: 0, seen: 0, started: performance.now() };
     let lr = trainer.lr;
-    for await (const batch of train.batches({ batchSize, shuffle: true, seed, epoch, dropLast: true, ...(augment && { augment }) })) {
+    let waitMs = 0;
+    let stepMs = 0;
+    const batches = train.batches({ batchSize, shuffle: true, seed, epoch, dropLast: true, ...(augment && { augment }) });
+    const iterator = batches[Symbol.asyncIterator]();
+    for (;;) {
+      const waited = performance.now();
+      const next = await iterator.next();
+      if (next.done) break;
+      const batch = next.value;
       if (index++ < skip) continue;
-      stopIfAborted();
+      waitMs += performance.now() - waited;
+      try {
+        stopIfAborted();
+      } catch (error) {
+        await iterator.return?.();
+        throw error;
+      }
+      const stepStart = performance.now();
       const r = await trainer.step(batch.images, batch.labels);
+      stepMs += performance.now() - stepStart;
       lossSum += r.loss * r.count;
       correct += r.correct;
       seen += r.count;
@@ -222,11 +247,18 @@ export async function fit(model: ResNet, options: FitOptions): Promise<FitReport
         onProgress({
           epoch, epochs, batch: index, batches: perEpoch, iteration: r.iteration, loss: r.loss, accuracy: r.accuracy, lr: r.lr, imagesPerSecond: seen / seconds,
           etaSeconds: (stepsLeft * batchSize) / (seen / seconds),
+          stepImagesPerSecond: seen / (stepMs / 1000),
+          dataWaitFraction: Math.min(1, waitMs / 1000 / seconds),
         });
       }
     }
     const seconds = (performance.now() - epochStart) / 1000;
-    const entry: EpochReport = { epoch, trainLoss: seen ? lossSum / seen : 0, trainAccuracy: seen ? correct / seen : 0, imagesPerSecond: seen / seconds, seconds };
+    const entry: EpochReport = {
+      epoch, trainLoss: seen ? lossSum / seen : 0, trainAccuracy: seen ? correct / seen : 0, imagesPerSecond: seen / seconds, seconds,
+      dataWaitSeconds: waitMs / 1000, stepSeconds: stepMs / 1000,
+    };
+    const streamStats = (batches as { stats?: () => { skipped: number; skippedExamples: string[] } }).stats?.();
+    if (streamStats && streamStats.skipped > 0) entry.skipped = { count: streamStats.skipped, examples: streamStats.skippedExamples };
     if (val) entry.val = await evaluate(model, val, { batchSize: Math.max(batchSize, 256), ...(signal && { signal }) });
     if (checkpointDir !== undefined) {
       entry.checkpoint = join(checkpointDir, `checkpoint-${epoch + 1}.safetensors`);

@@ -1,0 +1,123 @@
+// The streaming pipeline against PyTorch's DataLoader, on the same 2 cores, on a folder of JPEGs of
+// ImageNet-like size (500x375, made here): RandomResizedCrop(224) + flip + normalise, batch 64.
+// Then decode-only rates per core (sharp vs PIL), and memory: RSS over 3 epochs of the 5,000-image
+// set, and for a 4x bigger set.
+//   node --import=tsx bench/streaming.ts [--images 5000] [--big 20000] [--batches 40] [--dir DIR]
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+import { StreamingDataset, T } from '../lib/stream/index.ts';
+import { python, runPython, waitForQuiet } from './util.ts';
+
+const { values } = parseArgs({
+  options: {
+    images: { type: 'string', default: '5000' },
+    big: { type: 'string', default: '20000' },
+    batches: { type: 'string', default: '40' },
+    dir: { type: 'string', default: join(tmpdir(), 'resnet-stream-bench') },
+  },
+});
+const classes = 10;
+const batchSize = 64;
+
+/** A photo-like 500x375 JPEG (smooth gradients and noise, so it compresses like one: ~40-60 KB). */
+async function jpeg(seed: number): Promise<Buffer> {
+  const width = 500;
+  const height = 375;
+  const px = Buffer.alloc(width * height * 3);
+  let s = seed * 2654435761;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      const o = (y * width + x) * 3;
+      px[o] = (x * (seed % 7 + 1) + y) % 256 ^ (s >>> 28);
+      px[o + 1] = (y * 2 + seed * 13) % 256 ^ (s >>> 29);
+      px[o + 2] = ((x + y) * 3 + seed) % 256;
+    }
+  }
+  return sharp(px, { raw: { width, height, channels: 3 } }).blur(0.8).jpeg({ quality: 88 }).toBuffer();
+}
+
+/** root/<class>/<n>.jpg, made once (kept between runs). */
+async function folder(count: number): Promise<string> {
+  const root = join(values.dir!, String(count));
+  const have = await readdir(root).then((c) => c.length, () => 0);
+  if (have === classes) return root;
+  console.error(`making ${count} JPEGs in ${root} ...`);
+  for (let c = 0; c < classes; c++) await mkdir(join(root, `class${c}`), { recursive: true });
+  for (let i = 0; i < count; i++) await writeFile(join(root, `class${i % classes}`, `${i}.jpg`), await jpeg(i));
+  return root;
+}
+
+const transforms = () => [T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])];
+const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
+
+async function ours(root: string, batches: number): Promise<{ imagesPerSecond: number; images: number; seconds: number }> {
+  const data = await StreamingDataset.fromFolder(root, { transforms: transforms() });
+  const it = data.batches({ batchSize, shuffle: true, seed: 0, epoch: 0, dropLast: true });
+  await it.next(); // workers started, first batch out
+  const start = performance.now();
+  let images = 0;
+  for (let k = 0; k < batches; k++) {
+    const r = await it.next();
+    if (r.done) break;
+    images += r.value.images.shape[0]!;
+  }
+  const seconds = (performance.now() - start) / 1000;
+  await it.return?.();
+  await data.close();
+  return { imagesPerSecond: images / seconds, images, seconds };
+}
+
+/** sharp's decode of the JPEGs to raw RGB, one at a time on one thread. */
+async function sharpDecodeOneCore(root: string, count: number): Promise<number> {
+  sharp.concurrency(1);
+  const files = (await readdir(join(root, 'class0'))).slice(0, count).map((f) => join(root, 'class0', f));
+  const t0 = performance.now();
+  for (const f of files) await sharp(f).raw().toBuffer();
+  sharp.concurrency(0);
+  return files.length / ((performance.now() - t0) / 1000);
+}
+
+/** Peak and per-epoch RSS of the main process over `epochs` epochs (workers share its address space). */
+async function memory(root: string, epochs: number): Promise<{ perEpochMiB: number[]; peakMiB: number }> {
+  const data = await StreamingDataset.fromFolder(root, { transforms: transforms() });
+  let peak = rssMiB();
+  const timer = setInterval(() => (peak = Math.max(peak, rssMiB())), 100);
+  const perEpoch: number[] = [];
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    for await (const batch of data.batches({ batchSize, shuffle: true, seed: 0, epoch, dropLast: true })) void batch;
+    perEpoch.push(Math.round(rssMiB()));
+  }
+  clearInterval(timer);
+  await data.close();
+  return { perEpochMiB: perEpoch, peakMiB: Math.round(peak) };
+}
+
+const small = await folder(Number(values.images));
+const batches = Number(values.batches);
+console.error('waiting for a quiet machine ...');
+await waitForQuiet();
+const mine = await ours(small, batches);
+await waitForQuiet();
+const theirs = runPython<{ imagesPerSecond: number; decodePerSecondOneCore: number; torch: string }>(
+  'bench/torch_dataloader.py', ['--root', small, '--batches', String(batches), '--batch-size', String(batchSize), '--workers', '2'],
+);
+const sharpDecode = await sharpDecodeOneCore(small, 300);
+const mem = await memory(small, 3);
+const bigRoot = await folder(Number(values.big));
+const bigMem = await memory(bigRoot, 1);
+const result = {
+  date: new Date().toISOString(),
+  python,
+  images: Number(values.images),
+  batches,
+  ours: mine,
+  pytorch: theirs,
+  ratio: mine.imagesPerSecond / theirs.imagesPerSecond,
+  decodeOneCore: { sharp: sharpDecode, pil: theirs.decodePerSecondOneCore },
+  memory: { small: mem, big: { images: Number(values.big), ...bigMem } },
+};
+console.log(JSON.stringify(result, null, 2));

@@ -162,3 +162,35 @@ test('fit() trains from a streaming folder; augment options belong to the transf
     message: /transforms .* are given when it is opened/,
   });
 });
+
+test('RandomResizedCrop pixels: the one-pipeline path equals decoding whole, cropping and resizing (EXIF-rotated too)', async (t) => {
+  const { hashSeed, Random } = await import('../lib/data/random.js');
+  const { randomResizedCropBox } = await import('../lib/stream/transforms.ts');
+  const { decodeRgb, resizeRgb } = await import('../lib/image/preprocess.ts');
+  const dir = join(root, 'rotated', 'only');
+  await mkdir(dir, { recursive: true });
+  const plain = await picture(41, 0);
+  await writeFile(join(dir, 'a.jpg'), plain);
+  await writeFile(join(dir, 'b.jpg'), await sharp(plain).withMetadata({ orientation: 6 }).jpeg({ quality: 90 }).toBuffer());
+  const size = 24; // some boxes shrink, some grow
+  const data = await StreamingDataset.fromFolder(join(root, 'rotated'), { transforms: [T.RandomResizedCrop(size), T.Normalize([0, 0, 0], [1, 1, 1])], workers: 1 });
+  t.teardown(() => data.close());
+  for (const epoch of [0, 1, 2, 3]) {
+    const got = await collect(data, { batchSize: 2, seed: 5, epoch });
+    const floats = new Float32Array(got.images.buffer, got.images.byteOffset, got.images.length / 4);
+    for (const index of [0, 1]) {
+      const random = new Random(hashSeed(5, epoch, index + 1));
+      const pixels = await decodeRgb(join(dir, index === 0 ? 'a.jpg' : 'b.jpg'), 1e9);
+      const [top, left, h, w] = randomResizedCropBox(pixels.width, pixels.height, [0.08, 1], [3 / 4, 4 / 3], {
+        uniform: (a, b) => random.uniform(a, b),
+        randint: (a, b) => a + random.int(b - a),
+      });
+      const region = new Uint8Array(h * w * 3);
+      for (let y = 0; y < h; y++) region.set(pixels.data.subarray(((top + y) * pixels.width + left) * 3, ((top + y) * pixels.width + left + w) * 3), y * w * 3);
+      const rgb = await resizeRgb({ data: region, width: w, height: h }, size, size, 'bilinear');
+      let diff = 0;
+      for (let p = 0; p < size * size; p++) for (let c = 0; c < 3; c++) diff += Math.abs(floats[index * 3 * size * size + c * size * size + p]! - rgb[p * 3 + c]! / 255);
+      t.true(diff / (3 * size * size) < 0.004, `epoch ${epoch} image ${index}: mean difference ${diff / (3 * size * size)}`);
+    }
+  }
+});

@@ -63,7 +63,7 @@ export interface PreprocessBatchOptions extends PreprocessOptions {
 }
 
 // sharp's runtime has 'linear' (libvips' triangle kernel); its 0.33 typings leave it out.
-const sharpKernel: Record<Interpolation, keyof sharp.KernelEnum> = {
+export const sharpKernel: Record<Interpolation, keyof sharp.KernelEnum> = {
   bilinear: 'linear' as keyof sharp.KernelEnum,
   bicubic: 'cubic', // Catmull-Rom, as Pillow's BICUBIC (a = -0.5)
   lanczos: 'lanczos3',

@@ -6,7 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { parentPort, workerData } from 'node:worker_threads';
 import { randomErase } from '../data/augment.js';
 import { hashSeed, Random } from '../data/random.js';
-import { decodeRgb, resizeCropNormalize, resizeRgb, type Pixels } from '../image/preprocess.js';
+import sharp from 'sharp';
+import { checkPixels, decodeRgb, resizeCropNormalize, resizeRgb, sharpKernel, type Pixels } from '../image/preprocess.js';
 import { resolve } from '../image/preprocess-options.js';
 import { randomResizedCropBox, type Pipeline } from './transforms.js';
 
@@ -50,18 +51,39 @@ function crop(pixels: Pixels, top: number, left: number, h: number, w: number): 
   return { data, width: w, height: h };
 }
 
+/**
+ * RandomResizedCrop's pixels. An 8-bit RGB or grey image is cropped and (when both sides shrink)
+ * resized by sharp in one pipeline from the encoded bytes: one decode and no full-size copy, which
+ * is most of the cost. Other images (CMYK, 16-bit, ...) are decoded as preprocess() decodes them.
+ */
+async function randomResizedCrop(bytes: Uint8Array, random: Random): Promise<Uint8Array> {
+  const { scale, ratio, interpolation } = pipeline.crop!;
+  const draws = { uniform: (low: number, high: number) => random.uniform(low, high), randint: (low: number, high: number) => low + random.int(high - low) };
+  const header = await sharp(bytes, { failOn: 'error', limitInputPixels: false }).metadata();
+  checkPixels(header.width, header.height, maxPixels);
+  if ((header.space === 'srgb' || header.space === 'b-w') && header.depth === 'uchar' && header.width && header.height) {
+    const upright = (header.orientation ?? 1) >= 5;
+    const [width, height] = upright ? [header.height, header.width] : [header.width, header.height];
+    const [top, left, h, w] = randomResizedCropBox(width, height, scale, ratio, draws);
+    const image = sharp(bytes, { failOn: 'error', ignoreIcc: true, limitInputPixels: maxPixels }).rotate().extract({ left, top, width: w, height: h });
+    if (w >= outWidth && h >= outHeight) {
+      return image.resize(outWidth, outHeight, { fit: 'fill', kernel: sharpKernel[interpolation] }).removeAlpha().toColourspace('srgb').raw().toBuffer();
+    }
+    // An enlargement: Pillow's arithmetic on the crop (libvips' would shift it).
+    const region = await image.removeAlpha().toColourspace('srgb').raw().toBuffer();
+    return resizeRgb({ data: region, width: w, height: h }, outWidth, outHeight, interpolation);
+  }
+  const pixels = await decodeRgb(bytes, maxPixels);
+  const [top, left, h, w] = randomResizedCropBox(pixels.width, pixels.height, scale, ratio, draws);
+  return resizeRgb(crop(pixels, top, left, h, w), outWidth, outHeight, interpolation);
+}
+
 async function run(task: StreamTask): Promise<void> {
   const bytes = task.bytes ?? (await readFile(task.file!));
-  const pixels = await decodeRgb(bytes, maxPixels);
   const random = new Random(hashSeed(task.seed, task.epoch, task.index + 1));
   const out = new Float32Array(task.out, task.offset * 4, 3 * plane);
   if (pipeline.crop) {
-    const { scale, ratio, interpolation } = pipeline.crop;
-    const [top, left, h, w] = randomResizedCropBox(pixels.width, pixels.height, scale, ratio, {
-      uniform: (low, high) => random.uniform(low, high),
-      randint: (low, high) => low + random.int(high - low),
-    });
-    const rgb = await resizeRgb(crop(pixels, top, left, h, w), outWidth, outHeight, interpolation);
+    const rgb = await randomResizedCrop(bytes, random);
     const flip = pipeline.flip !== undefined && random.next() < pipeline.flip;
     const [t0, t1, t2] = tables;
     for (let y = 0; y < outHeight; y++) {
@@ -75,6 +97,7 @@ async function run(task: StreamTask): Promise<void> {
     }
   } else {
     // Resize (the shorter side; without it the image keeps its size) + CenterCrop + Normalize.
+    const pixels = await decodeRgb(bytes, maxPixels);
     await resizeCropNormalize(pixels, { ...evalOptions!, resize: pipeline.resize?.size ?? Math.min(pixels.width, pixels.height) }, out, 0);
     if (pipeline.flip !== undefined && random.next() < pipeline.flip) {
       for (let c = 0; c < 3; c++) for (let y = 0; y < outHeight; y++) out.subarray(c * plane + y * outWidth, c * plane + (y + 1) * outWidth).reverse();

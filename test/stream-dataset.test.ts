@@ -194,3 +194,24 @@ test('RandomResizedCrop pixels: the one-pipeline path equals decoding whole, cro
     }
   }
 });
+
+test('resnet train --dataset webdataset: trains from shards and saves the validation transform as the preprocessing', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { loadModel } = await import('../lib/index.ts');
+  const wd = join(root, 'wd');
+  await mkdir(wd, { recursive: true });
+  const shardDir = join(root, 'shards');
+  const members = (keys: string[]) => keys.flatMap((k) => [`${k}.jpg`, `${k}.cls`]);
+  await createTar({ file: join(wd, 'train-000.tar'), cwd: shardDir, portable: true }, members(files.map((f) => f.key)));
+  await createTar({ file: join(wd, 'val-000.tar'), cwd: shardDir, portable: true }, members(['0000', '0008', '0016', '0017']));
+  const out = join(root, 'wd.safetensors');
+  const run = await promisify(execFile)(process.execPath, ['--import=tsx', 'bin/resnet.ts', 'train', '--dataset', 'webdataset', '--root', wd, '--size', '32', '--arch', 'resnet20', '--epochs', '1', '--batch-size', '8', '--json', '--out', out], { encoding: 'utf8' });
+  const summary = JSON.parse(run.stdout) as { epochs: Array<{ val: { count: number }; dataWaitSeconds: number }> };
+  t.is(summary.epochs[0]!.val.count, 4);
+  t.true(summary.epochs[0]!.dataWaitSeconds >= 0);
+  const model = await loadModel(out);
+  t.teardown(() => model.dispose());
+  t.deepEqual(model.classes, ['0', '1', '2']);
+  t.deepEqual(model.preprocessing, { resize: 37, crop: 32, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+});

@@ -21,6 +21,23 @@ export interface Prediction {
   score: number;
 }
 
+/**
+ * The k largest entries' indices, largest first, ties in index order (a stable sort's order). A
+ * selection, not a sort of all classes: the server does this for every image on its event loop.
+ */
+function topIndices(row: Float32Array, k: number): number[] {
+  const best: number[] = [];
+  for (let i = 0; i < row.length; i++) {
+    const x = row[i]!;
+    if (best.length === k && !(x > row[best[k - 1]!]!)) continue;
+    let at = best.length;
+    while (at > 0 && x > row[best[at - 1]!]!) at--;
+    best.splice(at, 0, i);
+    if (best.length > k) best.pop();
+  }
+  return best;
+}
+
 /** Softmax of each row, then the `topk` best classes of each, with labels. */
 export function topPredictions(logits: Tensor<Float32Array>, topk: number, labels: readonly string[] | null): Prediction[][] {
   const [rows, classes] = logits.shape as [number, number];
@@ -31,7 +48,7 @@ export function topPredictions(logits: Tensor<Float32Array>, topk: number, label
     for (const x of row) max = Math.max(max, x);
     let sum = 0;
     for (const x of row) sum += Math.exp(x - max);
-    const order = [...row.keys()].sort((a, b) => row[b]! - row[a]!).slice(0, Math.min(topk, classes));
+    const order = topIndices(row, Math.min(topk, classes));
     out.push(order.map((index) => ({ label: labels?.[index] ?? String(index), index, score: Math.exp(row[index]! - max) / sum })));
   }
   return out;

@@ -43,7 +43,8 @@ if (values.role === 'child') {
 }
 
 const policies: Record<string, NodeJS.ProcessEnv> = {
-  'default (2 threads)': {},
+  'default (2 threads, GOMP_SPINCOUNT=1000)': {},
+  "libgomp's own default (GOMP_SPINCOUNT=300000)": { GOMP_SPINCOUNT: '300000' },
   'OMP_WAIT_POLICY=PASSIVE (2 threads)': { OMP_WAIT_POLICY: 'PASSIVE' },
   'OMP_NUM_THREADS=1': { OMP_NUM_THREADS: '1' },
 };

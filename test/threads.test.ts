@@ -59,3 +59,18 @@ test('the addon starts with OMP_NUM_THREADS threads when it is set', (t) => {
   const three = run({ OMP_NUM_THREADS: '3' });
   t.is(three.stdout.trim(), '3', three.stderr);
 });
+
+test('GNU OpenMP spins briefly (GOMP_SPINCOUNT=1000) unless the user chose a spin count or wait policy', (t) => {
+  const probe = "await import('./lib/index.ts'); console.log(JSON.stringify([process.env.GOMP_SPINCOUNT ?? null, process.env.OMP_WAIT_POLICY ?? null]));";
+  const run = (env: Record<string, string>) => {
+    const base = { ...process.env };
+    delete base.GOMP_SPINCOUNT; // this test process imported the package too
+    delete base.OMP_WAIT_POLICY;
+    const r = spawnSync(process.execPath, ['--import=tsx', '--input-type=module', '-e', probe], { encoding: 'utf8', env: { ...base, ...env } });
+    t.is(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim()) as [string | null, string | null];
+  };
+  t.deepEqual(run({}), ['1000', null]);
+  t.deepEqual(run({ GOMP_SPINCOUNT: '300000' }), ['300000', null]);
+  t.deepEqual(run({ OMP_WAIT_POLICY: 'ACTIVE' }), [null, 'ACTIVE']);
+});

@@ -7,7 +7,7 @@ const cli = (args: string[]) => spawnSync(process.execPath, ['--import=tsx', 'bi
 const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
 
 test('resnet <command> --help prints that command\'s options and exits 0', (t) => {
-  for (const [command, mention] of [['train', '--run-dir DIR'], ['plot', '-o FILE.svg'], ['experiment', 'degradation'], ['serve', '--max-pixels'], ['convert', '--strip-module']] as const) {
+  for (const [command, mention] of [['train', '--run-dir DIR'], ['plot', '--out FILE.svg'], ['predict', '--topk K'], ['experiment', 'degradation'], ['serve', '--max-pixels'], ['convert', '--strip-module']] as const) {
     const r = cli([command, '--help']);
     t.is(r.status, 0, `${command}: ${r.stderr}`);
     t.true(r.stdout.startsWith(`Usage: resnet ${command} [options]`), command);

@@ -32,8 +32,13 @@ test('calls run in call order', async (t) => {
 
 test('dispose: the job in flight finishes, queued jobs and later calls reject', async (t) => {
   const model = await resnet50({ numClasses: 10, seed: 0 });
+  // How long this forward takes here: the wait below is a quarter of it, so that on any machine
+  // the executor has picked the job up (it does so at once) and is still running it.
+  const warm = performance.now();
+  await model.forward(randomTensor([4, 3, 160, 160], 1));
+  const forwardMs = performance.now() - warm;
   const inFlight = model.forward(randomTensor([4, 3, 160, 160]));
-  await sleep(100); // long enough for the executor to pick the job up; the forward takes far longer
+  await sleep(forwardMs / 4);
   const queued = [model.forward(randomTensor([1, 3, 32, 32])), model.stateDict(), model.train()];
   const rejections = queued.map((p) => t.throwsAsync(p, { instanceOf: DisposedError }));
   model.dispose();

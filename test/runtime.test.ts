@@ -18,12 +18,13 @@ test.serial('setNumThreads changes it for later jobs; models still compute the s
   setNumThreads(1);
   t.is(getNumThreads(), 1);
   const one = await model.forward(x);
-  t.deepEqual([...one.data].map((v) => v.toFixed(4)), [...many.data].map((v) => v.toFixed(4)));
+  const close = (a: Float32Array, b: Float32Array) => a.every((v, i) => Math.abs(v - b[i]!) <= 1e-4 * (1 + Math.abs(b[i]!)));
+  t.true(close(one.data, many.data), 'one thread: the same logits within float32 summation-order noise');
   // Several models at once share the threads instead of each taking them all.
   setNumThreads(before);
   const others = await Promise.all([resnet18({ seed: 0, numClasses: 4 }), resnet18({ seed: 0, numClasses: 4 })]);
   const outs = await Promise.all(others.map((m) => m.forward(x)));
-  for (const out of outs) t.deepEqual([...out.data].map((v) => v.toFixed(4)), [...many.data].map((v) => v.toFixed(4)));
+  for (const out of outs) t.true(close(out.data, many.data));
   for (const m of [model, ...others]) m.dispose();
 });
 

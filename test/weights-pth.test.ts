@@ -368,12 +368,11 @@ test('deeply nested pickles are walked without recursion', async (t) => {
   pickle.fill(0x5d, 2, 2 + depth); // EMPTY_LIST, depth times
   pickle.fill(0x61, 2 + depth, 1 + 2 * depth); // APPEND each list to the one below
   pickle[1 + 2 * depth] = 0x2e; // STOP
-  const started = performance.now();
+  // Nested 200,000 deep: no stack overflow and no quadratic walk (which would not finish here).
   await t.throwsAsync(readPth(zipToBytes([{ name: 'a/data.pkl', data: pickle }])), {
     instanceOf: WeightsError,
     message: /holds a list, not a dict of tensors/,
   });
-  t.true(performance.now() - started < 1000);
 });
 
 test('CRC-32: the standard check value, and every length modulo 4', (t) => {

@@ -20,7 +20,7 @@ export interface StreamingOptions {
   transforms: Transform[];
   /** Worker threads. Default: the CPUs. */
   workers?: number;
-  /** Images each worker decodes at once. Default 2. */
+  /** Images each worker decodes at once. Default 4. */
   perWorker?: number;
   /** Batches prepared ahead of the consumer. Default 2. */
   prefetch?: number;
@@ -90,7 +90,7 @@ export class StreamingDataset {
     this.#pipeline = toPipeline(options.transforms);
     this.imageShape = Object.freeze([3, ...this.#pipeline.size]) as readonly [number, number, number];
     this.#workers = v.positiveInteger('workers', options.workers ?? availableParallelism());
-    this.#perWorker = v.positiveInteger('perWorker', options.perWorker ?? 2);
+    this.#perWorker = v.positiveInteger('perWorker', options.perWorker ?? 4);
     this.#prefetch = v.positiveInteger('prefetch', options.prefetch ?? 2);
     this.#skip = v.oneOf('onBadSample', options.onBadSample ?? 'error', ['error', 'skip'] as const) === 'skip';
     this.#maxPixels = v.positiveInteger('maxPixels', options.maxPixels ?? defaultMaxPixels);
@@ -214,9 +214,20 @@ export class StreamingDataset {
       return r.done ? null : r.value;
     };
 
+    // The workers write into shared buffers, reused batch after batch: each batch is handed out as
+    // a copy in an ordinary buffer. (Fresh 38 MB SharedArrayBuffers per batch piled up to a
+    // gigabyte before V8 collected them; ordinary ones are collected as they go.)
+    const spare: SharedArrayBuffer[] = [];
     /** Fills one batch: each slot takes samples until one decodes (skip) or the first fails (error). */
     const build = async (): Promise<Batch | null> => {
-      const out = new SharedArrayBuffer(batchSize * imageFloats * 4);
+      const out = spare.pop() ?? new SharedArrayBuffer(batchSize * imageFloats * 4);
+      try {
+        return await fillBatch(out);
+      } finally {
+        spare.push(out);
+      }
+    };
+    const fillBatch = async (out: SharedArrayBuffer): Promise<Batch | null> => {
       const labels: number[] = [];
       const indices: number[] = [];
       const fill = async (slot: number): Promise<boolean> => {
@@ -249,17 +260,18 @@ export class StreamingDataset {
       };
       // Samples are taken in order (nextSample is awaited one at a time per slot), so the batch's
       // slots are filled in epoch order whatever the decoding order.
-      const filled = await Promise.all(Array.from({ length: batchSize }, (_, slot) => fill(slot)));
+      // Settled, every one: the buffer goes back to the spares only when no worker writes into it.
+      const settled = await Promise.allSettled(Array.from({ length: batchSize }, (_, slot) => fill(slot)));
+      for (const r of settled) if (r.status === 'rejected') failed ??= r.reason instanceof Error ? r.reason : new Error(String(r.reason));
       if (failed) throw failed;
+      const filled = settled.map((r) => r.status === 'fulfilled' && r.value);
       // Slots that got no image (the epoch ran out) are compacted away.
       const kept = filled.flatMap((ok, slot) => (ok ? [slot] : []));
       if (kept.length === 0 || (dropLast && kept.length < batchSize)) return null;
-      let images: Float32Array = new Float32Array(out);
-      if (kept.length < batchSize) {
-        const compact = new Float32Array(kept.length * imageFloats);
-        kept.forEach((slot, k) => compact.set(images.subarray(slot * imageFloats, (slot + 1) * imageFloats), k * imageFloats));
-        images = compact;
-      }
+      const shared = new Float32Array(out);
+      const images = new Float32Array(kept.length * imageFloats);
+      if (kept.length === batchSize) images.set(shared);
+      else kept.forEach((slot, k) => images.set(shared.subarray(slot * imageFloats, (slot + 1) * imageFloats), k * imageFloats));
       stats.images += kept.length;
       return {
         images: new Tensor(images, [kept.length, 3, height, width]),

@@ -62,3 +62,17 @@ test('the caller\'s bytes stay the caller\'s: pooled small Buffers and large one
   t.is(small.length, b);
   t.true(large.equals(copies[0]!) && small.equals(copies[1]!));
 });
+
+test('awaiting close() at the top level of a script settles (an idle worker is unreferenced)', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const script = `
+    const { PreprocessPool } = await import('./lib/image/preprocess-pool.ts');
+    const sharp = (await import('sharp')).default;
+    const pool = new PreprocessPool({ resize: 40, crop: 32 }, 1);
+    await pool.run(await sharp({ create: { width: 50, height: 40, channels: 3, background: '#808080' } }).png().toBuffer());
+    await pool.close();
+    console.log('closed');`;
+  const r = spawnSync(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  t.is(r.status, 0, r.stderr); // 13 would be "unsettled top-level await"
+  t.is(r.stdout.trim(), 'closed');
+});

@@ -215,3 +215,16 @@ test('resnet train --dataset webdataset: trains from shards and saves the valida
   t.deepEqual(model.classes, ['0', '1', '2']);
   t.deepEqual(model.preprocessing, { resize: 37, crop: 32, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
 });
+
+test('awaiting close() at the top level of a script settles (idle workers are unreferenced)', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const script = `
+    const { StreamingDataset, T } = await import('./lib/stream/index.ts');
+    const data = await StreamingDataset.fromFolder(${JSON.stringify(join(root, 'folder'))}, { transforms: [T.CenterCrop(16), T.Normalize([0, 0, 0], [1, 1, 1])], workers: 1 });
+    for await (const batch of data.batches({ batchSize: 4 })) break;
+    await data.close();
+    console.log('closed');`;
+  const r = spawnSync(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  t.is(r.status, 0, r.stderr); // 13 would be "unsettled top-level await"
+  t.is(r.stdout.trim(), 'closed');
+});

@@ -110,6 +110,8 @@ export class PreprocessPool {
       for (const p of slot.pending.values()) p.reject(error);
       slot.pending.clear();
     }
-    await Promise.all(this.#slots.map((s) => s.worker.terminate()));
+    // Referenced again: an idle worker is unref'd, and terminate() settles on its exit, which an
+    // otherwise empty event loop would not wait for.
+    await Promise.all(this.#slots.map((s) => (s.worker.ref(), s.worker.terminate())));
   }
 }

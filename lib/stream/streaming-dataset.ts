@@ -331,6 +331,8 @@ export class StreamingDataset {
     this.#slots = [];
     this.#waiting = [];
     for (const [id, job] of this.#jobs) (this.#jobs.delete(id), job.reject(new ResNetError('The streaming data set was closed')));
-    await Promise.all(slots.map((s) => s.worker.terminate()));
+    // Referenced again: an idle worker is unref'd, and terminate()'s promise settles on its exit,
+    // which an otherwise empty event loop would not wait for (the caller's await would hang).
+    await Promise.all(slots.map((s) => (s.worker.ref(), s.worker.terminate())));
   }
 }

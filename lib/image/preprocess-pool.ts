@@ -6,7 +6,7 @@ import type { Worker } from 'node:worker_threads';
 import { ResNetError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import * as v from '../validate.js';
-import { startWorker } from '../worker-start.js';
+import { startWorker, terminateAll } from '../worker-start.js';
 import { ImageError } from './errors.js';
 import { checkPreprocessOptions, type PreprocessOptions } from './preprocess-options.js';
 import type { PreprocessReply, PreprocessRequest } from './preprocess-worker.js';
@@ -110,8 +110,6 @@ export class PreprocessPool {
       for (const p of slot.pending.values()) p.reject(error);
       slot.pending.clear();
     }
-    // Referenced again: an idle worker is unref'd, and terminate() settles on its exit, which an
-    // otherwise empty event loop would not wait for.
-    await Promise.all(this.#slots.map((s) => (s.worker.ref(), s.worker.terminate())));
+    await terminateAll(this.#slots.map((s) => s.worker));
   }
 }

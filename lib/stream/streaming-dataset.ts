@@ -10,7 +10,7 @@ import { InvalidArgumentError, ResNetError } from '../errors.js';
 import { defaultMaxPixels } from '../image/preprocess-options.js';
 import { Tensor } from '../tensor.js';
 import * as v from '../validate.js';
-import { startWorker } from '../worker-start.js';
+import { startWorker, terminateAll } from '../worker-start.js';
 import { folderSource, webDatasetSource, type Sample, type SampleSource } from './sources.js';
 import type { StreamReply, StreamTask, StreamWorkerData } from './stream-worker.js';
 import { toPipeline, type Pipeline, type Transform } from './transforms.js';
@@ -331,8 +331,6 @@ export class StreamingDataset {
     this.#slots = [];
     this.#waiting = [];
     for (const [id, job] of this.#jobs) (this.#jobs.delete(id), job.reject(new ResNetError('The streaming data set was closed')));
-    // Referenced again: an idle worker is unref'd, and terminate()'s promise settles on its exit,
-    // which an otherwise empty event loop would not wait for (the caller's await would hang).
-    await Promise.all(slots.map((s) => (s.worker.ref(), s.worker.terminate())));
+    await terminateAll(slots.map((s) => s.worker));
   }
 }

@@ -142,10 +142,11 @@ test('a wrong hash prefix is a HashMismatchError and leaves nothing in the cache
 
 test('a truncated body is a DownloadError and leaves nothing', async (t) => {
   const dir = cacheDir();
-  await t.throwsAsync(downloadWeights(`${base}/truncated/${goodName}`, { cacheDir: dir }), {
-    instanceOf: DownloadError,
-    message: new RegExp(`after ${bytes.length >> 1} of ${bytes.length} bytes`),
-  });
+  const error = await t.throwsAsync(downloadWeights(`${base}/truncated/${goodName}`, { cacheDir: dir }), { instanceOf: DownloadError });
+  // The server sends half and closes; how much of that half arrives before the close is noticed
+  // depends on the transport, so the count is at most the half, never the whole.
+  const received = Number(new RegExp(`after (\\d+) of ${bytes.length} bytes`).exec(error.message)?.[1]);
+  t.true(received > 0 && received <= bytes.length >> 1, error.message);
   t.deepEqual(onlyFile(dir), []);
 });
 

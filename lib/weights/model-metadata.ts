@@ -17,19 +17,8 @@ export const metadataKey = 'libtorch-resnet.model';
 const version = 1;
 
 /** The structural options of a config: enough to build the same network again. */
-export interface ModelStructure {
-  block: ResNetConfig['block'];
-  stem: ResNetConfig['stem'];
-  widths: number[];
-  shortcut: ResNetConfig['shortcut'];
-  layers: number[];
-  groups: number;
-  widthPerGroup: number;
-  numClasses: number;
-  zeroInitResidual: boolean;
-  replaceStrideWithDilation: boolean[];
-  inChannels: number;
-}
+const structureKeys = ['block', 'stem', 'widths', 'shortcut', 'layers', 'groups', 'widthPerGroup', 'numClasses', 'zeroInitResidual', 'replaceStrideWithDilation', 'inChannels'] as const;
+export type ModelStructure = Pick<ResNetConfig, (typeof structureKeys)[number]>;
 
 export interface ModelMetadata {
   /** The builder's name ('resnet18', 'plain20', ...) or 'resnet' for createResNet(). */
@@ -42,11 +31,8 @@ export interface ModelMetadata {
 }
 
 export function structureOf(config: ResNetConfig): ModelStructure {
-  const { block, stem, shortcut, groups, widthPerGroup, numClasses, zeroInitResidual, inChannels } = config;
-  return {
-    block, stem, widths: [...config.widths], shortcut, layers: [...config.layers], groups, widthPerGroup, numClasses, zeroInitResidual,
-    replaceStrideWithDilation: [...config.replaceStrideWithDilation], inChannels,
-  };
+  // Copies (arrays included): the description must not change with the config it came from.
+  return structuredClone(Object.fromEntries(structureKeys.map((key) => [key, config[key]]))) as ModelStructure;
 }
 
 export function encodeMetadata(metadata: ModelMetadata): string {
@@ -78,7 +64,7 @@ export function decodeMetadata(text: string, file: string): ModelMetadata {
   let structure: ModelStructure;
   try {
     const s = v.plainObject('structure', o.structure);
-    v.knownKeys('structure', s, ['block', 'stem', 'widths', 'shortcut', 'layers', 'groups', 'widthPerGroup', 'numClasses', 'zeroInitResidual', 'replaceStrideWithDilation', 'inChannels']);
+    v.knownKeys('structure', s, structureKeys);
     const spec = s as unknown as ArchitectureSpec & ModelStructure;
     structure = structureOf(resolveConfig(o.arch, spec, { ...spec, seed: 0 }));
   } catch (error) {

@@ -392,7 +392,6 @@ export class ResNet implements Disposable {
     return {
       numClasses: this.config.numClasses,
       stages: this.config.widths.map((_, i) => `layer${i + 1}`),
-      parameterNames: async () => Object.keys(await this.stateDict()),
       configure: (options) => this.#call(() => this.#native.configureTraining(options), new Error(), () => undefined),
       step: (images, labels, lr) => {
         const trace = new Error();

@@ -6,8 +6,6 @@ import type { Tensor } from '../tensor.js';
 export const trainingPort = Symbol('libtorch-resnet.trainingPort');
 
 export interface TrainingPort {
-  /** Parameter names in state_dict order (for freeze prefixes and checkpoints). */
-  parameterNames(): Promise<string[]>;
   configure(options: NativeTrainOptions): Promise<void>;
   step(images: Tensor, labels: Tensor, lr: number): Promise<NativeStepResult>;
   evaluate(images: Tensor, labels: Tensor): Promise<NativeEvalResult>;

@@ -218,7 +218,8 @@ export class ResNet implements Disposable {
    * from `model.classes`. Returns one list per image.
    */
   async classify(images: readonly ImageInput[] | ImageInput, options: ClassifyOptions = {}): Promise<Prediction[][]> {
-    // Loaded on first use: image decoding (sharp) is not needed by models that never classify.
+    // Imported here, not at the top: code that imports lib/model.ts without the package index
+    // (the batch and image workers, lib/serve) does not load sharp for it. The index loads it anyway.
     const { imagesToBatch, resolveClassify, topPredictions } = await import('./classify.js');
     const { topk, labels, preprocess } = resolveClassify(this, options);
     const { batch } = await imagesToBatch(images, preprocess);
@@ -340,7 +341,7 @@ export class ResNet implements Disposable {
     const { strict, exclude, key, stripPrefix, progress, cacheDir, timeoutMs, signal } = options;
     let path = source;
     if (isUrl(source)) {
-      // Loaded on first use: HTTP client and progress bar are not needed by models that never download.
+      // Imported here, not at the top, for the same reason as classify's: the index loads them anyway.
       const [{ downloadWeights }, { progressReporter }] = await Promise.all([import('./weights/download.js'), import('./weights/progress.js')]);
       const reporter = progressReporter(progress, `Downloading ${source.split('/').pop()}`);
       try {

@@ -58,7 +58,8 @@ export class NativeError extends ResNetError {
   override readonly code: string = 'ERR_RESNET_NATIVE';
 }
 
-const byCode: Record<string, new (message: string) => ResNetError> = {
+/** The error class of each code the addon throws (native/core/types.h, `codes`): one entry each. */
+export const nativeErrorClasses: Readonly<Record<string, new (message: string) => ResNetError>> = {
   ERR_RESNET_INVALID_ARGUMENT: InvalidArgumentError,
   ERR_RESNET_SHAPE: ShapeError,
   ERR_RESNET_WEIGHTS: WeightsError,
@@ -76,7 +77,7 @@ export function fromNative(error: unknown, trace?: Error): ResNetError {
   if (error instanceof ResNetError) return error;
   const code = (error as { code?: unknown } | null)?.code;
   const message = error instanceof Error ? error.message : String(error);
-  const ErrorClass = (typeof code === 'string' && byCode[code]) || NativeError;
+  const ErrorClass = (typeof code === 'string' && Object.hasOwn(nativeErrorClasses, code) && nativeErrorClasses[code]) || NativeError;
   const typed = new ErrorClass(message);
   if (trace?.stack) {
     const frames = trace.stack.split('\n').slice(1).join('\n');

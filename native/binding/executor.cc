@@ -8,10 +8,6 @@
 
 namespace resnet::binding {
 
-namespace {
-constexpr const char* kDisposedCode = "ERR_RESNET_DISPOSED";
-}  // namespace
-
 // What the executor thread hands to the JavaScript thread for one finished job.
 struct Executor::Completion {
   Executor* executor;
@@ -55,7 +51,7 @@ void Executor::StopAndJoin() {
 Napi::Promise Executor::Enqueue(Napi::Env env, Work work) {
   Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);
   if (closed_) {
-    deferred.Reject(MakeError(env, kDisposedCode, "The model has been disposed").Value());
+    deferred.Reject(MakeError(env, resnet::codes::kDisposed, "The model has been disposed").Value());
     return deferred.Promise();
   }
   JobStarted(env);
@@ -79,7 +75,7 @@ void Executor::Close(Napi::Env env) {
   wake_.notify_all();
   for (auto& job : abandoned) {
     job.deferred.Reject(
-        MakeError(env, kDisposedCode, "The model was disposed before this call could run").Value());
+        MakeError(env, resnet::codes::kDisposed, "The model was disposed before this call could run").Value());
     JobSettled(env);
   }
 }

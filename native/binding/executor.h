@@ -36,7 +36,7 @@ class Executor {
   Napi::Promise Enqueue(Napi::Env env, Work work);
 
   // JavaScript thread only. The job in flight (if any) runs to completion and settles; queued jobs
-  // are rejected with ERR_RESNET_DISPOSED; later Enqueue() calls reject too.
+  // are rejected with codes::kDisposed (ERR_RESNET_DISPOSED); later Enqueue() calls reject too.
   void Close(Napi::Env env);
   bool closed() const { return closed_; }
 

@@ -104,7 +104,8 @@ std::vector<std::pair<std::string, at::Tensor>> Model::Impl::state() const {
 
 at::Tensor Model::Impl::images_on_device(const HostTensor& input) const {
   if (input.dtype != DType::Float32) {
-    throw Error(codes::kShape, std::string("Expected float32 input but received ") + dtype_name(input.dtype));
+    // The same code as lib/ gives this mistake: a wrong dtype is an invalid argument, not a shape.
+    throw Error(codes::kInvalidArgument, std::string("Expected float32 input but received ") + dtype_name(input.dtype));
   }
   if (input.shape.size() != 4 || input.shape[1] != spec.in_channels || input.shape[0] < 1 || input.shape[2] < 1 ||
       input.shape[3] < 1) {

@@ -161,13 +161,16 @@ class Error : public std::runtime_error {
   std::string code_;
 };
 
-// Stable error codes (mirrored in lib/errors.ts).
+// Stable error codes: the one list on the C++ side. lib/errors.ts maps each to its error class, and
+// test/error-codes.test.ts checks that the two lists agree and that no other code is written.
 namespace codes {
 inline constexpr const char* kInvalidArgument = "ERR_RESNET_INVALID_ARGUMENT";
 inline constexpr const char* kShape = "ERR_RESNET_SHAPE";
 inline constexpr const char* kWeights = "ERR_RESNET_WEIGHTS";
 inline constexpr const char* kDevice = "ERR_RESNET_DEVICE";
 inline constexpr const char* kNative = "ERR_RESNET_NATIVE";
+// A call queued on a model that was disposed before it could run (native/binding/executor.cc).
+inline constexpr const char* kDisposed = "ERR_RESNET_DISPOSED";
 }  // namespace codes
 
 }  // namespace resnet

@@ -189,16 +189,13 @@ test.serial('the event loop stays free: /healthz answers while a batch of 16 224
       await sleep(20);
     }
     const response = await done;
-    const batchMs = performance.now() - forwardStarted;
     t.is(response.status, 200);
     t.is(((await response.json()) as ClassifyBody).results.length, 16);
-    t.log(`batch ran ${batchMs.toFixed(0)} ms; /healthz during it: ${probes.map((p) => p.toFixed(1)).join(', ')} ms`);
-    t.true(probes.length >= 3, 'the batch ran long enough to probe');
-    // A loop blocked by the forward would hold a probe for the whole batch: with the probes every
-    // 20 ms, at least three of them answered while it ran, each within a fraction of it. (The
-    // first overlaps the forward's start, whose input copy runs on the main thread.) Relative to
-    // the batch, so a slower machine does not fail it; the milliseconds are in BENCHMARKS.md.
-    t.true(Math.max(...probes.slice(1)) < batchMs / 3, `every later probe answered in under a third of the batch (${batchMs.toFixed(0)} ms)`);
+    t.log(`batch ran ${(performance.now() - forwardStarted).toFixed(0)} ms; /healthz during it: ${probes.map((p) => p.toFixed(1)).join(', ')} ms`);
+    // A loop blocked by the forward would answer at most one probe while the batch runs (the rest
+    // only after it): three answered during it show the loop turning. No clock bound: the
+    // milliseconds are logged here and measured in bench/ (BENCHMARKS.md).
+    t.true(probes.length >= 3, 'three /healthz probes answered while the batch ran');
   } finally {
     agent.destroy();
     await server.close();

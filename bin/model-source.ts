@@ -2,7 +2,7 @@
 // brings its architecture, classes and preprocessing), torchvision's weights by name with --arch,
 // or a bare weights file (e.g. from PyTorch) with --arch, its head's size giving the classes.
 import { architectureNames, type ArchitectureName } from '../lib/architectures.js';
-import { createModel, loadModel } from '../lib/builders.js';
+import { createModel, isRegistryName, modelFromDescription } from '../lib/builders.js';
 import type { ResNet } from '../lib/model.js';
 import { downloadWeights } from '../lib/weights/download.js';
 import { readWeightsFile } from '../lib/weights/files.js';
@@ -10,7 +10,6 @@ import { progressReporter } from '../lib/weights/progress.js';
 import { readModelMetadata } from '../lib/weights/model-metadata.js';
 import { UsageError } from './train-commands.js';
 
-const isRegistryName = (weights: string) => /^[A-Z][A-Z0-9_]*$/.test(weights);
 
 export function architecture(arch: string | undefined, why: string): ArchitectureName {
   if (arch === undefined) throw new UsageError(`${why} needs --arch (one of ${architectureNames.join(', ')})`);
@@ -33,13 +32,21 @@ export async function localWeights(weights: string, progress: boolean): Promise<
 export async function modelFromWeights(weights: string, arch: string | undefined, options: { numClasses?: number; progress?: boolean } = {}): Promise<ResNet> {
   if (isRegistryName(weights)) return createModel(architecture(arch, `--weights ${weights}`), { weights, progress: options.progress ?? true });
   const path = await localWeights(weights, options.progress ?? true);
+  // The file is read once: its description, or its tensors' shapes, say what to build.
   const file = await readWeightsFile(path);
-  if ((await readModelMetadata(path, file.metadata)) !== null) return loadModel(path);
+  const description = await readModelMetadata(path, file.metadata);
+  if (description !== null) return modelFromDescription(description, file.tensors, path);
   const head = file.tensors['fc.weight'];
   const stem = file.tensors['conv1.weight'];
-  return createModel(architecture(arch, `'${weights}' has no model description, so it`), {
-    weights: path,
+  const model = await createModel(architecture(arch, `'${weights}' has no model description, so it`), {
     ...(head !== undefined ? { numClasses: head.shape[0]! } : options.numClasses !== undefined && { numClasses: options.numClasses }),
     ...(stem !== undefined && { inChannels: stem.shape[1]! }),
   });
+  try {
+    await model.loadStateDict(file.tensors);
+    return model;
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
 }

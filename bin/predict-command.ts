@@ -9,7 +9,7 @@ import { ImageError } from '../lib/image/errors.js';
 import type { ResNet } from '../lib/model.js';
 import type { Prediction } from '../lib/classify.js';
 import { modelFromWeights } from './model-source.js';
-import { UsageError } from './train-commands.js';
+import { integerFlag, UsageError } from './train-commands.js';
 
 export const predictUsage = `  predict <image|folder|glob>... --weights FILE|NAME [--arch A] [--topk K] [--batch-size B]
         top classes of each image. A FILE saved by resnet train (or model.save()) brings its
@@ -44,18 +44,13 @@ export async function imageFiles(inputs: readonly string[]): Promise<string[]> {
   return out;
 }
 
-function positive(flag: string, text: string): number {
-  const x = Number(text);
-  if (!Number.isSafeInteger(x) || x <= 0) throw new UsageError(`--${flag} expects a positive integer, got '${text}'`);
-  return x;
-}
 
 export async function predict(args: string[], json: boolean): Promise<void> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: predictOptions });
   if (positionals.length === 0) throw new UsageError('predict needs at least one image, folder or glob');
   if (!values.weights) throw new UsageError('predict needs --weights FILE (from resnet train --out) or --arch A --weights DEFAULT');
-  const topk = positive('topk', values.topk);
-  const batchSize = positive('batch-size', values['batch-size']);
+  const topk = integerFlag('topk', values.topk);
+  const batchSize = integerFlag('batch-size', values['batch-size']);
   const files = await imageFiles(positionals);
   const model = await modelFromWeights(values.weights, values.arch);
   const results: Array<{ file: string; predictions?: Prediction[]; error?: { code: string; message: string } }> = [];

@@ -2,13 +2,12 @@
 // torchvision's ImageNet recipe (RandomResizedCrop + flip for training; Resize + CenterCrop for
 // validation), ImageNet's mean/std, and the preprocessing that serves the trained model the
 // validation transform's way.
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import fg from 'fast-glob';
 import type { PreprocessOptions } from '../lib/image/preprocess-options.js';
 import { StreamingDataset } from '../lib/stream/streaming-dataset.js';
 import { T, type Transform } from '../lib/stream/transforms.js';
-import { UsageError } from './train-commands.js';
+import { isFolder, UsageError } from './train-commands.js';
 
 const mean = [0.485, 0.456, 0.406] as const;
 const std = [0.229, 0.224, 0.225] as const;
@@ -20,7 +19,6 @@ export interface StreamingData {
   preprocessing: PreprocessOptions;
 }
 
-const isFolder = (path: string) => stat(path).then((s) => s.isDirectory(), () => false);
 
 async function shards(root: string, prefix: 'train' | 'val'): Promise<string[]> {
   return (await fg(`${prefix}*.tar`, { cwd: root, onlyFiles: true })).sort().map((f) => join(root, f));

@@ -6,14 +6,15 @@ import cliProgress from 'cli-progress';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import { ownEntry } from '../lib/validate.js';
 import { architectureNames, type ArchitectureName } from '../lib/architectures.js';
-import { createModel } from '../lib/builders.js';
+import { createModel, isRegistryName } from '../lib/builders.js';
 import { CIFAR10, CIFAR100, FashionMNIST, ImageFolder, MNIST } from '../lib/data/datasets.js';
 import type { ImageDataset } from '../lib/data/dataset.js';
 import { randomSplit } from '../lib/data/split.js';
 import { StreamingDataset } from '../lib/stream/streaming-dataset.js';
 import type { PreprocessOptions, RGB } from '../lib/image/preprocess-options.js';
 import type { ResNet } from '../lib/model.js';
-import { loadWeights, readWeightsFile } from '../lib/weights/files.js';
+import type { Tensor } from '../lib/tensor.js';
+import { readWeightsFile } from '../lib/weights/files.js';
 import { readModelMetadata } from '../lib/weights/model-metadata.js';
 import { weightsEntry } from '../lib/weights/registry.js';
 import { plotCurves, loadRun } from '../lib/train/curves.js';
@@ -62,7 +63,7 @@ export async function loadData(name: string, split: 'train' | 'test', root: stri
   }
 }
 
-async function isFolder(path: string): Promise<boolean> {
+export async function isFolder(path: string): Promise<boolean> {
   return stat(path).then((s) => s.isDirectory(), () => false);
 }
 
@@ -121,13 +122,12 @@ function numberFlag(flag: string, text: string | undefined): number | undefined 
 }
 
 /** A positive integer from a flag. */
-function integerFlag(flag: string, text: string): number {
+export function integerFlag(flag: string, text: string): number {
   const x = Number(text);
   if (text.trim() === '' || !Number.isSafeInteger(x) || x <= 0) throw new UsageError(`--${flag} expects a positive integer, got '${text}'`);
   return x;
 }
 
-const isRegistryName = (weights: string) => /^[A-Z][A-Z0-9_]*$/.test(weights);
 
 /**
  * The model to train: fresh, or from --weights (torchvision's by name, or a file). A head of
@@ -137,13 +137,15 @@ const isRegistryName = (weights: string) => /^[A-Z][A-Z0-9_]*$/.test(weights);
 async function startingModel(archFlag: string | undefined, data: { classes: readonly string[]; imageShape: readonly number[] }, seed: number, weights: string | undefined, json: boolean): Promise<ResNet> {
   const { localWeights } = await import('./model-source.js');
   let arch = archFlag;
-  let path: string | undefined;
+  let tensors: Record<string, Tensor> | undefined;
   if (weights !== undefined) {
-    // torchvision's weights by name, or a URL: downloaded once into torch.hub's cache.
-    path = await localWeights(isRegistryName(weights) ? weightsEntry(archOf(arch, 'resnet20'), weights).url : weights, !json);
+    // torchvision's weights by name, or a URL: downloaded once into torch.hub's cache. Read once.
+    const path = await localWeights(isRegistryName(weights) ? weightsEntry(archOf(arch, 'resnet20'), weights).url : weights, !json);
+    const file = await readWeightsFile(path);
+    tensors = file.tensors;
     if (!isRegistryName(weights)) {
       // A file saved with its description names its architecture: train that one unless told otherwise.
-      const described = await readModelMetadata(path, (await readWeightsFile(path)).metadata);
+      const described = await readModelMetadata(path, file.metadata);
       if (described && arch === undefined) {
         if (!(architectureNames as string[]).includes(described.arch)) throw new UsageError(`'${weights}' holds a ${described.arch}, which resnet train cannot build; pass --arch`);
         arch = described.arch;
@@ -151,12 +153,13 @@ async function startingModel(archFlag: string | undefined, data: { classes: read
     }
   }
   const model = await createModel(archOf(arch, 'resnet20'), { numClasses: data.classes.length, inChannels: data.imageShape[0], seed });
-  if (path === undefined) return model;
+  if (tensors === undefined) return model;
   try {
-    const head = (await loadWeights(path))['fc.weight'];
+    const head = tensors['fc.weight'];
     const newHead = head !== undefined && head.shape[0] !== data.classes.length;
     if (newHead && !json) process.stderr.write(`resnet train: ${weights} has a head of ${head.shape[0]} classes; training a new one for ${data.classes.length}\n`);
-    await model.load(path, newHead ? { exclude: ['fc'] } : {});
+    // Classes and preprocessing are set from the data set after training: only the tensors matter here.
+    await model.loadStateDict(tensors, newHead ? { exclude: ['fc'] } : {});
     return model;
   } catch (error) {
     model.dispose();

@@ -14,7 +14,8 @@ import { InvalidArgumentError } from './errors.js';
 import * as v from './validate.js';
 import { WeightsError } from './errors.js';
 import { readWeightsFile } from './weights/files.js';
-import { readModelMetadata } from './weights/model-metadata.js';
+import { readModelMetadata, type ModelMetadata } from './weights/model-metadata.js';
+import type { Tensor } from './tensor.js';
 import { weightsEntry } from './weights/registry.js';
 
 /** torchvision's _ovewrite_named_param: pretrained weights fix some options. */
@@ -36,7 +37,7 @@ async function withWeights(model: ResNet, weights: string, progress: ModelOption
 }
 
 // 'IMAGENET1K_V2', 'DEFAULT': an enum-like name means the registry; anything else is a path or URL.
-const isRegistryName = (weights: string) => /^[A-Z][A-Z0-9_]*$/.test(weights);
+export const isRegistryName = (weights: string) => /^[A-Z][A-Z0-9_]*$/.test(weights);
 
 async function build(arch: Exclude<ArchitectureName, CifarName>, options: ModelOptions = {}): Promise<ResNet> {
   v.knownKeys(arch, v.plainObject('options', options), builderOptionNames);
@@ -134,10 +135,15 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
       `'${path}' has no model description (model.save() of libtorch-resnet writes one); build the architecture, e.g. resnet18({ numClasses: 10 }), and call model.load('${path}')`,
     );
   }
+  return modelFromDescription(description, file.tensors, path, options);
+}
+
+/** @internal loadModel()'s second half, for callers that have read the file already. */
+export async function modelFromDescription(description: ModelMetadata, tensors: Record<string, Tensor>, path: string, options: LoadModelOptions = {}): Promise<ResNet> {
   const { structure } = description;
   const model = await ResNet.create(resolveConfig(description.arch, structure, { ...structure, ...options, weights: path, seed: 0 }));
   try {
-    await model.loadStateDict(file.tensors);
+    await model.loadStateDict(tensors);
     model.adopt(description);
     return model;
   } catch (error) {

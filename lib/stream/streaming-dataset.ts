@@ -115,10 +115,10 @@ export class StreamingDataset {
     const { classes, ...rest } = options;
     if (classes !== undefined && (!Array.isArray(classes) || !classes.every((c) => typeof c === 'string'))) throw v.invalid('an array of class names', 'classes', classes);
     StreamingDataset.#check(rest);
-    const skipped: string[] = [];
     const source = await webDatasetSource(list, {
       ...(classes !== undefined && { classes }),
-      ...(rest.onBadSample === 'skip' && { onBad: (name: string, why: string) => void skipped.push(`${name}: ${why}`) }),
+      // With 'skip', an incomplete sample is left out of the index (and so of every epoch).
+      ...(rest.onBadSample === 'skip' && { onBad: () => {} }),
     });
     return new StreamingDataset(source, rest);
   }

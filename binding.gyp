@@ -7,6 +7,7 @@
     "libtorch_lib_dir": "<!(node scripts/find-libtorch.mjs --lib-dir)",
     "libtorch_cuda": "<!(node scripts/find-libtorch.mjs --cuda)",
     "libtorch_onednn": "<!(node scripts/find-libtorch.mjs --onednn)",
+    "libtorch_gloo": "<!(node scripts/find-libtorch.mjs --gloo)",
   },
   "targets": [
     {
@@ -19,6 +20,8 @@
         "native/core/host_tensor.cpp",
         "native/core/runtime.cpp",
         "native/core/trainer.cpp",
+        "native/core/distributed.cpp",
+        "native/core/data_parallel.cpp",
         "native/core/engine.cpp",
         "native/core/onednn_engine.cpp",
         "native/binding/addon.cc",
@@ -26,6 +29,7 @@
         "native/binding/executor.cc",
         "native/binding/convert.cc",
         "native/binding/buffer_pool.cc",
+        "native/binding/process_group_wrap.cc",
       ],
       "include_dirs": [
         "native/core",
@@ -64,6 +68,13 @@
           # Still under --no-as-needed: otherwise the linker drops torch_cuda (nothing references
           # it directly) and torch::cuda::is_available() silently answers false.
           "libraries": ["-Wl,--no-as-needed", "-ltorch_cuda", "-lc10_cuda"],
+        }],
+        ["libtorch_gloo==1", {
+          # c10d's ProcessGroupGloo.hpp compiles only with USE_C10D_GLOO (CMakeLists.txt).
+          "defines": ["RESNET_WITH_GLOO", "USE_C10D_GLOO"],
+          # After LibTorch's own include dirs: the stand-in for the dist-autograd header that
+          # reducer.hpp includes is used only where LibTorch lacks it (Debian's libtorch-dev).
+          "include_dirs": ["native/compat"],
         }],
         ["libtorch_onednn==1", {
           # The oneDNN inference engine, against the libdnnl LibTorch itself links (CMakeLists.txt).

@@ -54,6 +54,22 @@ export class AbortedError extends ResNetError {
   override readonly code: string = 'ERR_RESNET_ABORTED';
 }
 
+/**
+ * Data-parallel training failed: a rank was lost (killed, crashed, out of memory), a collective
+ * timed out, or the job is misconfigured (a rank missing or twice, the master unreachable, the
+ * port taken, models that differ). `lostRank` is the rank that was lost, when one was.
+ */
+export class DistributedError extends ResNetError {
+  override readonly code: string = 'ERR_RESNET_DISTRIBUTED';
+  readonly lostRank: number | undefined;
+  constructor(message: string, options?: ErrorOptions & { lostRank?: number }) {
+    super(message, options);
+    // The addon says "lost rank N" (native/core/distributed.cpp, ProcessGroup::fail).
+    const match = /\blost rank (\d+)/.exec(message);
+    this.lostRank = options?.lostRank ?? (match ? Number(match[1]) : undefined);
+  }
+}
+
 export class NativeError extends ResNetError {
   override readonly code: string = 'ERR_RESNET_NATIVE';
 }
@@ -65,6 +81,7 @@ export const nativeErrorClasses: Readonly<Record<string, new (message: string) =
   ERR_RESNET_WEIGHTS: WeightsError,
   ERR_RESNET_DEVICE: DeviceError,
   ERR_RESNET_DISPOSED: DisposedError,
+  ERR_RESNET_DISTRIBUTED: DistributedError,
   ERR_RESNET_NATIVE: NativeError,
 };
 

@@ -37,6 +37,7 @@ export { Tensor, dtypes, type DType, type TensorData, type TensorLike } from './
 export { cudaAvailable, cudaDeviceCount, cpuBfloat16Available, getNumThreads, allocatorTuning, libtorchVersion, onednnEngineCompiled, setNumThreads } from './runtime.js';
 export {
   AbortedError,
+  DistributedError,
   DeviceError,
   DisposedError,
   DownloadError,
@@ -56,7 +57,16 @@ export { metadataKey, type ModelMetadata, type ModelStructure } from './weights/
 export type { LoadOptions } from './model.js';
 export * from './data/index.js';
 export { lrAt, resolveSchedule, scheduleTypes, type ResolvedSchedule, type ScheduleOptions, type ScheduleType } from './train/schedule.js';
-export { Trainer, type OptimizerOptions, type StepResult, type TrainerOptions, type TrainerState } from './train/trainer.js';
+export { Trainer, type DistributedTrainingOptions, type OptimizerOptions, type StepResult, type TrainerOptions, type TrainerState } from './train/trainer.js';
+export {
+  ProcessGroup,
+  defaultProcessGroup,
+  destroyProcessGroup,
+  distributedBackends,
+  initProcessGroup,
+  type DistributedBackend,
+  type ProcessGroupOptions,
+} from './distributed/process-group.js';
 export { evaluate, fit, loadCheckpoint, saveCheckpoint, type BatchSource, type EarlyStoppingOptions, type EpochReport, type EvaluateResult, type FitOptions, type FitProgress, type FitReport } from './train/fit.js';
 export { parseMetrics, readMetrics, type EpochRecord, type IterationRecord, type MetricsRecord, type RunRecord } from './train/metrics.js';
 export { curvesSpec, loadRun, plotCurves, type CurveRun, type PlotOptions } from './train/curves.js';

@@ -394,11 +394,12 @@ export class ResNet implements Disposable {
       numClasses: this.config.numClasses,
       stages: this.config.widths.map((_, i) => `layer${i + 1}`),
       configure: (options) => this.#call(() => this.#native.configureTraining(options), new Error(), () => undefined),
-      step: (images, labels, lr) => {
+      step: (images, labels, lr, accumulate) => {
         const trace = new Error();
         const x = this.#checkInput(images);
-        return this.#call(() => this.#native.trainStep(x, plain(labels), lr), trace, (r) => r);
+        return this.#call(() => this.#native.trainStep(x, plain(labels), lr, accumulate), trace, (r) => r);
       },
+      syncBuffers: () => this.#call(() => this.#native.syncBuffers(), new Error(), () => undefined),
       evaluate: (images, labels) => {
         const trace = new Error();
         const x = this.#checkInput(images);

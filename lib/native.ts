@@ -70,6 +70,8 @@ export type {
   NativeBinding,
   NativeEvalResult,
   NativeModel,
+  NativeProcessGroup,
+  NativeProcessGroupOptions,
   NativeSpec,
   NativeStepResult,
   NativeTensorIn,

@@ -9,6 +9,7 @@
 //   --lib-dir       the directory holding libtorch/libtorch_cpu/libc10
 //   --cuda          1 if that directory has libtorch_cuda, else 0
 //   --onednn        1 if libtorch_cpu links a shared libdnnl and oneDNN's headers are installed
+//   --gloo          1 if c10d's ProcessGroupGloo.hpp and Gloo's headers are there (distributed training)
 //                   (the oneDNN inference engine can be built, as in CMakeLists.txt), else 0
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -114,6 +115,13 @@ switch (process.argv[2]) {
   case '--onednn':
     console.log(onednnBuildable(libDir) ? 1 : 0);
     break;
+  case '--gloo': {
+    // As CMakeLists.txt: Gloo's headers in LibTorch's include dirs (official builds) or the system's.
+    const dirs = [...includeDirs, '/usr/include', '/usr/local/include'];
+    const has = (file) => dirs.some((dir) => existsSync(path.join(dir, file)));
+    console.log(has('gloo/context.h') && has('torch/csrc/distributed/c10d/ProcessGroupGloo.hpp') ? 1 : 0);
+    break;
+  }
   default:
-    fail('usage: node scripts/find-libtorch.mjs --include-dirs | --lib-dir | --cuda | --onednn');
+    fail('usage: node scripts/find-libtorch.mjs --include-dirs | --lib-dir | --cuda | --onednn | --gloo');
 }

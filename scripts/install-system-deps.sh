@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages this project needs, idempotently:
 #   libtorch-dev          LibTorch 1.13 (C++ API + CMake config) to build the addon against
+#   libgloo-dev           the Gloo headers that c10d's ProcessGroupGloo.hpp includes (distributed training)
 #   libopenblas0-pthread  a fast BLAS for LibTorch (the reference BLAS is ~40x slower)
 #   libdnnl-dev           oneDNN headers, the same 2.6 library LibTorch links, for the CPU inference engine
 #   python3-torchvision   PyTorch + torchvision for the parity fixtures (system Python only)
@@ -9,7 +10,7 @@
 # Packages already present are left alone; apt-get update runs only when something is missing.
 set -euo pipefail
 
-PACKAGES=(libtorch-dev libopenblas0-pthread libdnnl-dev python3-torch python3-torchvision dataset-fashion-mnist cmake g++ make)
+PACKAGES=(libtorch-dev libgloo-dev libopenblas0-pthread libdnnl-dev python3-torch python3-torchvision dataset-fashion-mnist cmake g++ make)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

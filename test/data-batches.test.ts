@@ -238,7 +238,7 @@ test('option and constructor validation', (t) => {
     t.throws(() => ds.batches(options as BatchOptions), { instanceOf: InvalidArgumentError, message });
   bad({ batchSize: 1.5 }, 'Expected positive integer for batchSize but received 1.5 of type number');
   bad({}, 'Expected positive integer for batchSize but received undefined of type undefined');
-  bad({ batchSize: 2, shufle: true }, "Unknown option 'shufle' for batches; expected one of: batchSize, shuffle, seed, epoch, dropLast, normalize, augment, prefetch");
+  bad({ batchSize: 2, shufle: true }, "Unknown option 'shufle' for batches; expected one of: batchSize, shuffle, seed, epoch, dropLast, indices, shard, normalize, augment, prefetch");
   bad({ batchSize: 2, seed: -1 }, 'Expected non-negative integer for seed but received -1 of type number');
   bad({ batchSize: 2, normalize: { mean: [0, 0], std: [1] } }, 'Expected an array of 1 finite numbers for normalize.mean but received [ 0, 0 ] of type object');
   bad({ batchSize: 2, normalize: { mean: [0], std: [0] } }, 'Expected an array of 1 finite numbers > 0 for normalize.std but received [ 0 ] of type object');

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { create as createTar } from 'tar';
 import { createResNet, DataError, fit, InvalidArgumentError, preprocess } from '../lib/index.ts';
-import { StreamingDataset, T } from '../lib/stream/index.ts';
+import { DistributedSampler } from '../lib/data/distributed-sampler.ts';
+import { shardLength, StreamingDataset, T } from '../lib/stream/index.ts';
 
 let root: string;
 const classes = ['ash', 'birch', 'cedar'];
@@ -113,6 +114,49 @@ test('a WebDataset shard set gives the folder\'s images, labels and tensors, ima
   const shuffled = await collect(shards, { batchSize: 24, shuffle: true, seed: 0, epoch: 0 });
   const firstShard = shuffled.indices.slice(0, 12);
   t.true(firstShard.every((i) => i < 12) || firstShard.every((i) => i >= 12));
+});
+
+/** Image k of a collected epoch (3 x 32 x 32 floats). */
+const imageAt = (images: Buffer, k: number) => images.subarray(k * 3 * 32 * 32 * 4, (k + 1) * 3 * 32 * 32 * 4);
+
+test('indices on a folder: exactly those samples in that order, each with the crop its index gets in any epoch order', async (t) => {
+  const data = await StreamingDataset.fromFolder(join(root, 'folder'), { transforms: trainTransforms(), workers: 2 });
+  t.teardown(() => data.close());
+  const order = [5, 23, 0, 5, 17];
+  const got = await collect(data, { batchSize: 2, seed: 3, epoch: 1, indices: order });
+  t.deepEqual(got.indices, order);
+  t.deepEqual(got.labels, order.map((i) => files[i]!.label));
+  const plain = await collect(data, { batchSize: 8, seed: 3, epoch: 1 });
+  order.forEach((index, k) => t.true(imageAt(got.images, k).equals(imageAt(plain.images, index)), `image ${index}`));
+  const sampler = new DistributedSampler(data.length, { numReplicas: 5, rank: 4, seed: 2 });
+  t.deepEqual((await collect(data, { batchSize: 4, indices: sampler.indices(1) })).indices, [...sampler.indices(1)]);
+  t.throws(() => data.batches({ batchSize: 2, indices: [1], shuffle: true }), { instanceOf: InvalidArgumentError, message: /shuffle false/ });
+  t.throws(() => data.batches({ batchSize: 2, indices: [24] }), { instanceOf: InvalidArgumentError, message: 'Expected integer in [0, 24) for indices[0] but received 24 of type number' });
+});
+
+test('shard on a folder and on WebDataset shards: rank r takes positions r, r + worldSize, ... of the epoch, as many on every rank', async (t) => {
+  const folder = await StreamingDataset.fromFolder(join(root, 'folder'), { transforms: evalTransforms(), workers: 2 });
+  const shards = await StreamingDataset.fromWebDataset([join(root, 'a.tar'), join(root, 'b.tar')], { transforms: evalTransforms(), classes, workers: 2 });
+  t.teardown(() => (folder.close(), shards.close()));
+  for (const [name, data] of [['folder', folder], ['webdataset', shards]] as const) {
+    for (const shuffle of [false, true]) {
+      const full = await collect(data, { batchSize: 24, shuffle, seed: 4, epoch: 1 });
+      const ranks: Array<[number, number]> = [[0, 2], [1, 2], [0, 5], [1, 5], [2, 5], [3, 5], [4, 5], [0, 16], [15, 16]];
+      for (const [rank, worldSize] of ranks) {
+        const label = `${name}, shuffle ${shuffle}, rank ${rank} of ${worldSize}`;
+        const got = await collect(data, { batchSize: 3, shuffle, seed: 4, epoch: 1, shard: { rank, worldSize } });
+        const positions = Array.from({ length: shardLength(24, worldSize) }, (_, k) => rank + k * worldSize);
+        t.deepEqual(got.indices, positions.map((p) => full.indices[p]), label);
+        t.deepEqual(got.labels, positions.map((p) => full.labels[p]), label);
+        positions.forEach((p, k) => t.true(imageAt(got.images, k).equals(imageAt(full.images, p)), label));
+      }
+    }
+  }
+  t.throws(() => shards.batches({ batchSize: 2, indices: [0, 1] }), {
+    instanceOf: InvalidArgumentError,
+    message: 'Expected no indices option for a WebDataset source: its shards are read in sequence, not sample by sample; shard: { rank, worldSize } splits an epoch between processes',
+  });
+  t.throws(() => folder.batches({ batchSize: 2, shard: { rank: 3, worldSize: 3 } }), { instanceOf: InvalidArgumentError, message: /shard\.rank/ });
 });
 
 test('bad data: a DataError naming the file by default; skipped and counted on request', async (t) => {

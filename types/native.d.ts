@@ -50,6 +50,26 @@ export interface NativeTrainOptions {
   /** Parameter name prefixes that are frozen ('layer1' freezes 'layer1.0.conv1.weight', ...). */
   freeze?: string[];
   freezeBatchNorm?: boolean;
+  /** Data-parallel training over this group (DistributedDataParallel's defaults). */
+  processGroup?: NativeProcessGroup;
+  broadcastBuffers?: boolean;
+  bucketCapBytes?: number;
+}
+
+export interface NativeProcessGroupOptions {
+  backend: 'gloo' | 'nccl';
+  masterAddr: string;
+  masterPort: number;
+  rank: number;
+  worldSize: number;
+  timeoutMs: number;
+}
+
+/** A c10d process group and its executor thread; collectives resolve once every rank took part. */
+export interface NativeProcessGroup {
+  allReduceSum(values: Float64Array): Promise<Float64Array>;
+  barrier(): Promise<void>;
+  destroy(): Promise<void>;
 }
 
 export interface NativeStepResult {
@@ -87,7 +107,10 @@ export interface NativeModel {
   ): Promise<{ missingKeys: string[]; unexpectedKeys: string[] }>;
   to(device: string): Promise<string>;
   configureTraining(options: NativeTrainOptions): Promise<void>;
-  trainStep(images: NativeTensorIn, labels: NativeTensorIn, lr: number): Promise<NativeStepResult>;
+  /** accumulate: forward and backward only, gradients kept for the next step (DDP's no_sync). */
+  trainStep(images: NativeTensorIn, labels: NativeTensorIn, lr: number, accumulate?: boolean): Promise<NativeStepResult>;
+  /** Data-parallel training: rank 0's buffers to every rank (collective); otherwise nothing. */
+  syncBuffers(): Promise<void>;
   optimizerState(): Promise<Array<NativeTensorOut & { name: string }>>;
   loadOptimizerState(entries: Array<NativeTensorIn & { name: string }>): Promise<void>;
   evaluate(images: NativeTensorIn, labels: NativeTensorIn): Promise<NativeEvalResult>;
@@ -111,4 +134,8 @@ export interface NativeBinding {
   /** True when the addon was built with oneDNN's headers (the 'onednn' inference engine). */
   onednnEngineCompiled(): boolean;
   cpuBfloat16Available(): boolean;
+  /** Resolves once every rank joined (rendezvous through rank 0's TCPStore). */
+  createProcessGroup(options: NativeProcessGroupOptions): Promise<NativeProcessGroup>;
+  /** The process group backends this build has. */
+  distributedBackends(): Array<'gloo' | 'nccl'>;
 }

@@ -1,5 +1,6 @@
 // Augmentation arithmetic shared by the in-memory batch worker and the streaming workers. Plain
 // JavaScript, as random.js, so that batch-worker.js imports it without a loader.
+import { hashSeed, Random } from './random.js';
 
 /** Python's round(): halves go to the even neighbour (torchvision's get_params use it). */
 export function roundHalfEven(x) {
@@ -17,6 +18,16 @@ export function shuffledOrder(n, random) {
     order[i] = order[j];
     order[j] = t;
   }
+  return order;
+}
+
+/** An epoch's order of n samples: 0 .. n-1, or shuffled by (seed, epoch) (stream 0). The one rule
+ * for the batch worker, ImageDataset's shard and the streaming sources (a folder's files, a
+ * WebDataset's shards). */
+export function epochOrder(n, shuffle, seed, epoch) {
+  if (shuffle) return shuffledOrder(n, new Random(hashSeed(seed, epoch, 0)));
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
   return order;
 }
 

@@ -77,7 +77,8 @@ export class BatchIterator implements AsyncIterableIterator<Batch>, AsyncDisposa
     this.seed = options.seed;
     this.epoch = options.epoch;
     this.prefetch = options.prefetch;
-    this.numBatches = options.dropLast ? Math.floor(source.length / options.batchSize) : Math.ceil(source.length / options.batchSize);
+    const count = options.order?.length ?? source.length; // indices or shard: the order's samples
+    this.numBatches = options.dropLast ? Math.floor(count / options.batchSize) : Math.ceil(count / options.batchSize);
   }
 
   /** Batches that have arrived from the worker so far. */

@@ -2,6 +2,8 @@
 // resolved form that the batch worker receives.
 import { randomInt } from 'node:crypto';
 import * as v from '../validate.js';
+import { epochOrder } from './augment.js';
+import { resolveSelection, shardOf, type ShardOptions } from './sample-order.js';
 
 export interface RandomErasingOptions {
   /** Probability that an image is erased. Default 0.5. */
@@ -33,6 +35,17 @@ export interface BatchOptions {
   epoch?: number;
   /** Leave out a last batch smaller than batchSize. Default false. */
   dropLast?: boolean;
+  /**
+   * Visit exactly these sample indices, in this order (repeats allowed), instead of 0 .. n-1 or a
+   * shuffle: e.g. a DistributedSampler's `indices(epoch)`. Not with `shuffle: true` nor `shard`.
+   */
+  indices?: ArrayLike<number>;
+  /**
+   * This process's share of the epoch in data-parallel training: of the epoch's order (shuffled
+   * when `shuffle` is true, by the same seed on every rank), the samples at positions rank,
+   * rank + worldSize, ..., shardLength(length, worldSize) of them, so every rank gets as many.
+   */
+  shard?: ShardOptions;
   /** Per-channel mean and std of pixel / 255. Default: the dataset's own. */
   normalize?: { mean: readonly number[]; std: readonly number[] };
   augment?: AugmentOptions;
@@ -54,6 +67,8 @@ export interface ResolvedBatchOptions {
   epoch: number;
   dropLast: boolean;
   prefetch: number;
+  /** The epoch's sample order when `indices` or `shard` chose it; null: 0 .. n-1 or the worker's shuffle. */
+  order: Int32Array | null;
   /** normalised value of (channel, byte) at [channel * 256 + byte] */
   table: Float32Array;
   padding: number | null;
@@ -115,16 +130,22 @@ function resolveErasing(value: unknown): ResolvedErasing {
 
 export function resolveBatchOptions(
   options: unknown,
-  dataset: { channels: number; mean: readonly number[]; std: readonly number[] },
+  dataset: { channels: number; mean: readonly number[]; std: readonly number[]; length?: number },
 ): ResolvedBatchOptions {
   const o = v.plainObject('options', options);
-  v.knownKeys('batches', o, ['batchSize', 'shuffle', 'seed', 'epoch', 'dropLast', 'normalize', 'augment', 'prefetch']);
+  v.knownKeys('batches', o, ['batchSize', 'shuffle', 'seed', 'epoch', 'dropLast', 'indices', 'shard', 'normalize', 'augment', 'prefetch']);
   const batchSize = v.positiveInteger('batchSize', o.batchSize);
   const shuffle = o.shuffle === undefined ? false : v.boolean('shuffle', o.shuffle);
   const seed = o.seed === undefined ? randomInt(0, 2 ** 48 - 1) : v.nonNegativeInteger('seed', o.seed);
   const epoch = o.epoch === undefined ? 0 : v.nonNegativeInteger('epoch', o.epoch);
   const dropLast = o.dropLast === undefined ? false : v.boolean('dropLast', o.dropLast);
   const prefetch = o.prefetch === undefined ? 2 : v.nonNegativeInteger('prefetch', o.prefetch);
+  let order: Int32Array | null = null;
+  if (o.indices !== undefined || o.shard !== undefined) {
+    if (dataset.length === undefined) throw new TypeError('resolveBatchOptions: indices and shard need the data set\'s length');
+    const selection = resolveSelection({ shuffle, indices: o.indices, shard: o.shard }, dataset.length);
+    if (selection !== null) order = 'indices' in selection ? selection.indices : shardOf(epochOrder(dataset.length, shuffle, seed, epoch), selection.shard);
+  }
   let { mean, std } = dataset;
   if (o.normalize !== undefined) {
     const n = v.plainObject('normalize', o.normalize);
@@ -145,5 +166,5 @@ export function resolveBatchOptions(
     if (a.hflip !== undefined) hflip = v.boolean('augment.hflip', a.hflip);
     if (a.randomErasing !== undefined) erasing = resolveErasing(a.randomErasing);
   }
-  return { batchSize, shuffle, seed, epoch, dropLast, prefetch, table: normalizationTable(mean, std), padding, hflip, erasing };
+  return { batchSize, shuffle, seed, epoch, dropLast, prefetch, order, table: normalizationTable(mean, std), padding, hflip, erasing };
 }

@@ -3,7 +3,8 @@
 // and from the published package, with no loader and no build step.
 //
 // workerData: the dataset's pixels (N x C x H x W bytes) and labels in SharedArrayBuffers (shared,
-// never copied), an optional index map (subsets), and the resolved options from batch-options.ts.
+// never copied), an optional index map (subsets), and the resolved options from batch-options.ts,
+// which carry the epoch's order when `indices` or `shard` chose it.
 // Each message is a batch number k; the reply carries three new ArrayBuffers (images float32,
 // labels int64, dataset indices int32), transferred, so nothing is copied back either.
 //
@@ -11,18 +12,16 @@
 // epoch's order, stream k + 1 batch k's augmentation. Batches are therefore the same whatever the
 // prefetch depth or the order they are asked in.
 import { parentPort, workerData } from 'node:worker_threads';
-import { randomErase, shuffledOrder } from './augment.js';
+import { epochOrder, randomErase } from './augment.js';
 import { hashSeed, Random } from './random.js';
 
-const { pixels, labels, positions, channels: C, height: H, width: W, length: n, options } = workerData;
+const { pixels, labels, positions, channels: C, height: H, width: W, length, options } = workerData;
 const { batchSize, shuffle, seed, epoch, table, padding, hflip, erasing } = options;
+const order = options.order ?? epochOrder(length, shuffle, seed, epoch);
+const n = order.length;
 const plane = H * W;
 const imageSize = C * plane;
 
-
-function epochOrder() {
-  return shuffle ? shuffledOrder(n, new Random(hashSeed(seed, epoch, 0))) : Int32Array.from({ length: n }, (_, i) => i);
-}
 
 /** Writes image `src` into out[dst...], shifted by (dy, dx) (the crop window's offset from the
  * unpadded image) and optionally mirrored; pixels from outside the image are the zero padding. */
@@ -46,7 +45,7 @@ function copyImage(out, dst, src, dy, dx, flip) {
   }
 }
 
-function build(k, order) {
+function build(k) {
   const start = k * batchSize;
   const size = Math.min(batchSize, n - start);
   const images = new Float32Array(size * imageSize);
@@ -68,12 +67,11 @@ function build(k, order) {
   return { index: k, size, images: images.buffer, labels: labelsOut.buffer, indices: indices.buffer };
 }
 
-const order = epochOrder();
 parentPort.on('message', (k) => {
   const started = performance.now();
   let reply;
   try {
-    reply = build(k, order);
+    reply = build(k);
   } catch (error) {
     parentPort.postMessage({ index: k, error: String(error), stack: error instanceof Error ? error.stack : undefined });
     return;

@@ -163,11 +163,12 @@ export class ImageDataset {
   /**
    * Batches for one epoch, built by a worker thread: `for await (const { images, labels } of
    * dataset.batches({ batchSize: 128, shuffle: true, seed, epoch }))`. Breaking out of the loop
-   * ends the worker.
+   * ends the worker. `indices` (e.g. a DistributedSampler's) or `shard` choose what this process
+   * visits in data-parallel training.
    */
   batches(options: BatchOptions): BatchIterator {
     const [channels, height, width] = this.imageShape;
-    const resolved = resolveBatchOptions(options, { channels, mean: this.mean, std: this.std });
+    const resolved = resolveBatchOptions(options, { channels, mean: this.mean, std: this.std, length: this.length });
     return new BatchIterator(
       { pixels: this.#pixels, labels: this.#labels, positions: this.#positions, channels, height, width, length: this.length },
       resolved,

@@ -1,13 +1,15 @@
 // Where streamed samples come from: an ImageFolder (files read by the workers themselves, in a
 // seeded random order per epoch), or WebDataset tar shards (read sequentially by a tar parser on
-// this thread, the shard order shuffled per epoch). Both yield samples in epoch order.
+// this thread, the shard order shuffled per epoch). Both yield samples in epoch order, or this
+// process's share of it (a Selection's shard); a folder also visits an explicit list of indices.
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Parser, type ReadEntry } from 'tar';
-import { shuffledOrder } from '../data/augment.js';
+import { epochOrder } from '../data/augment.js';
 import { DataError } from '../data/errors.js';
 import { scanImageFolder } from '../data/image-folder.js';
-import { hashSeed, Random } from '../data/random.js';
+import { shardLength, shardOf, type Selection } from '../data/sample-order.js';
+import { InvalidArgumentError } from '../errors.js';
 
 export interface Sample {
   /** Position in the data set (the folder's sorted order; a shard set's order). */
@@ -22,8 +24,10 @@ export interface Sample {
 export interface SampleSource {
   readonly length: number;
   readonly classes: readonly string[];
-  /** The samples of one epoch, in order. */
-  epoch(seed: number, epoch: number, shuffle: boolean): AsyncIterable<Sample>;
+  /** Whether any sample can be read on its own (a selection's `indices`); a tar shard is read in sequence. */
+  readonly randomAccess: boolean;
+  /** The samples of one epoch, in order; with a selection, the indices it lists or this rank's shard of the epoch. */
+  epoch(seed: number, epoch: number, shuffle: boolean, selection?: Selection | null): AsyncIterable<Sample>;
 }
 
 export async function folderSource(root: string): Promise<SampleSource> {
@@ -31,8 +35,14 @@ export async function folderSource(root: string): Promise<SampleSource> {
   return {
     length: samples.length,
     classes,
-    async *epoch(seed, epoch, shuffle) {
-      const order = shuffle ? shuffledOrder(samples.length, new Random(hashSeed(seed, epoch, 0))) : Int32Array.from(samples.keys());
+    randomAccess: true,
+    async *epoch(seed, epoch, shuffle, selection = null) {
+      const order =
+        selection !== null && 'indices' in selection
+          ? selection.indices
+          : selection !== null
+            ? shardOf(epochOrder(samples.length, shuffle, seed, epoch), selection.shard)
+            : epochOrder(samples.length, shuffle, seed, epoch);
       for (const index of order) {
         const s = samples[index]!;
         yield { index, label: s.label, name: s.path, file: s.path };
@@ -177,14 +187,35 @@ export async function webDatasetSource(shards: readonly string[], options: WebDa
   return {
     length: total,
     classes,
-    async *epoch(seed, epoch, shuffle) {
-      const order = shuffle ? shuffledOrder(index.length, new Random(hashSeed(seed, epoch, 0))) : Int32Array.from(index.keys());
-      for (const s of order) {
-        const { shard } = index[s]!;
+    randomAccess: false,
+    async *epoch(seed, epoch, shuffle, selection = null) {
+      if (selection !== null && 'indices' in selection) throw new InvalidArgumentError('A WebDataset source reads its shards in sequence and cannot visit a list of indices');
+      // With a shard of the epoch (rank, worldSize): the epoch's positions rank, rank + worldSize,
+      // ... below limit, counted over the shards in this epoch's order.
+      const part = selection?.shard ?? { rank: 0, worldSize: 1 };
+      const limit = shardLength(total, part.worldSize) * part.worldSize;
+      const kept = (p: number) => p < limit && p % part.worldSize === part.rank;
+      let first = 0; // the epoch position of the shard's first sample
+      for (const s of epochOrder(index.length, shuffle, seed, epoch)) {
+        const { shard, keys } = index[s]!;
+        const start = first;
+        first += keys.length;
+        // A tar shard holding none of this rank's positions is not read at all.
+        const firstKept = start + ((((part.rank - start) % part.worldSize) + part.worldSize) % part.worldSize);
+        if (firstKept >= Math.min(first, limit)) continue;
         const samples: Sample[] = [];
         let position = starts[s]!;
+        let p = start;
         // A shard is read whole before its samples go out: shards are meant to be small enough.
-        await readShard(shard, true, (key, label, image) => void samples.push({ index: position++, label, name: `${shard}:${key}`, bytes: image! }), onBad);
+        await readShard(
+          shard,
+          true,
+          (key, label, image) => {
+            const index = position++;
+            if (kept(p++)) samples.push({ index, label, name: `${shard}:${key}`, bytes: image! });
+          },
+          onBad,
+        );
         yield* samples;
       }
     },

@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import type { Batch } from '../data/batch-iterator.js';
 import { DataError } from '../data/errors.js';
+import { resolveSelection, type Selection, type ShardOptions } from '../data/sample-order.js';
 import { InvalidArgumentError, ResNetError } from '../errors.js';
 import { defaultMaxPixels } from '../image/preprocess-options.js';
 import { Tensor } from '../tensor.js';
@@ -36,6 +37,18 @@ export interface StreamBatchOptions {
   seed?: number;
   epoch?: number;
   dropLast?: boolean;
+  /**
+   * Visit exactly these sample indices, in this order (repeats allowed): e.g. a DistributedSampler's
+   * `indices(epoch)`. A folder only: a WebDataset's shards are read in sequence (use `shard`).
+   * Not with `shuffle: true` nor `shard`.
+   */
+  indices?: ArrayLike<number>;
+  /**
+   * This process's share of the epoch in data-parallel training: of the epoch's order (shuffled
+   * when `shuffle` is true, by the same seed on every rank), the samples at positions rank,
+   * rank + worldSize, ..., shardLength(length, worldSize) of them, so every rank gets as many.
+   */
+  shard?: ShardOptions;
   augment?: unknown;
 }
 
@@ -179,7 +192,7 @@ export class StreamingDataset {
    * Same seed and epoch, same order and same crops. The iterator's `stats()` says what the epoch did.
    */
   batches(options: StreamBatchOptions): AsyncIterableIterator<Batch> & { stats(): StreamStats } {
-    v.knownKeys('batches', v.plainObject('options', options), ['batchSize', 'shuffle', 'seed', 'epoch', 'dropLast', 'augment']);
+    v.knownKeys('batches', v.plainObject('options', options), ['batchSize', 'shuffle', 'seed', 'epoch', 'dropLast', 'indices', 'shard', 'augment']);
     if (options.augment !== undefined) {
       throw new InvalidArgumentError('Expected no augment option for a streaming data set: its transforms (T.RandomResizedCrop, T.RandomHorizontalFlip, ...) are given when it is opened');
     }
@@ -188,14 +201,27 @@ export class StreamingDataset {
     const epoch = v.nonNegativeInteger('epoch', options.epoch ?? 0);
     const shuffle = v.boolean('shuffle', options.shuffle ?? false);
     const dropLast = v.boolean('dropLast', options.dropLast ?? false);
-    return this.#epoch(batchSize, seed, epoch, shuffle, dropLast);
+    if (options.indices !== undefined && !this.#source.randomAccess) {
+      throw new InvalidArgumentError(
+        'Expected no indices option for a WebDataset source: its shards are read in sequence, not sample by sample; shard: { rank, worldSize } splits an epoch between processes',
+      );
+    }
+    const selection = resolveSelection({ shuffle, indices: options.indices, shard: options.shard }, this.length);
+    return this.#epoch(batchSize, seed, epoch, shuffle, dropLast, selection);
   }
 
-  #epoch(batchSize: number, seed: number, epoch: number, shuffle: boolean, dropLast: boolean): AsyncIterableIterator<Batch> & { stats(): StreamStats } {
+  #epoch(
+    batchSize: number,
+    seed: number,
+    epoch: number,
+    shuffle: boolean,
+    dropLast: boolean,
+    selection: Selection | null,
+  ): AsyncIterableIterator<Batch> & { stats(): StreamStats } {
     const [, height, width] = this.imageShape;
     const imageFloats = 3 * height * width;
     const stats: StreamStats = { images: 0, skipped: 0, skippedExamples: [], pipelineImagesPerSecond: 0, waitSeconds: 0 };
-    const samples = this.#source.epoch(seed, epoch, shuffle)[Symbol.asyncIterator]();
+    const samples = this.#source.epoch(seed, epoch, shuffle, selection)[Symbol.asyncIterator]();
     let exhausted = false;
     let failed: Error | null = null;
     let busySince: number | null = null;

@@ -7,7 +7,9 @@ export const trainingPort = Symbol('libtorch-resnet.trainingPort');
 
 export interface TrainingPort {
   configure(options: NativeTrainOptions): Promise<void>;
-  step(images: Tensor, labels: Tensor, lr: number): Promise<NativeStepResult>;
+  step(images: Tensor, labels: Tensor, lr: number, accumulate: boolean): Promise<NativeStepResult>;
+  /** Data-parallel training: rank 0's buffers to every rank before an evaluation (collective). */
+  syncBuffers(): Promise<void>;
   evaluate(images: Tensor, labels: Tensor): Promise<NativeEvalResult>;
   optimizerState(): Promise<Record<string, Tensor>>;
   loadOptimizerState(state: Record<string, Tensor>): Promise<void>;

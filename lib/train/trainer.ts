@@ -7,6 +7,7 @@ import * as v from '../validate.js';
 import { lrAt, resolveSchedule, type ResolvedSchedule, type ScheduleOptions } from './schedule.js';
 import type { TrainingPort } from './port.js';
 import type { NativeTrainOptions } from '../native.js';
+import { ProcessGroup } from '../distributed/process-group.js';
 
 export interface OptimizerOptions {
   type: 'sgd' | 'adamw';
@@ -37,6 +38,22 @@ export interface TrainerOptions {
   freezeUpTo?: string;
   /** Keep BatchNorm layers in eval mode (running statistics fixed) while training. */
   freezeBatchNorm?: boolean;
+  /**
+   * Data-parallel training over a process group (initProcessGroup()), as PyTorch's
+   * DistributedDataParallel with its defaults: rank 0's weights and buffers go to every rank
+   * when the trainer is created, each step averages the gradients of all ranks (bucketed
+   * all-reduces overlapped with backward, c10d's Reducer), and rank 0's buffers (BatchNorm
+   * statistics) are broadcast before each step. Every rank must create its trainer the same way.
+   */
+  distributed?: ProcessGroup | DistributedTrainingOptions;
+}
+
+export interface DistributedTrainingOptions {
+  group: ProcessGroup;
+  /** DDP's broadcast_buffers. Default true. */
+  broadcastBuffers?: boolean;
+  /** DDP's bucket_cap_mb. Default 25. */
+  bucketCapMb?: number;
 }
 
 export interface StepResult {
@@ -57,7 +74,18 @@ export interface TrainerState {
   optimizer: Record<string, Tensor>;
 }
 
-const trainerOptionNames = ['optimizer', 'loss', 'schedule', 'clipGradNorm', 'freeze', 'freezeUpTo', 'freezeBatchNorm'];
+const trainerOptionNames = ['optimizer', 'loss', 'schedule', 'clipGradNorm', 'freeze', 'freezeUpTo', 'freezeBatchNorm', 'distributed'];
+
+function resolveDistributed(value: unknown): { group: ProcessGroup; broadcastBuffers: boolean; bucketCapMb: number } | null {
+  if (value === undefined) return null;
+  if (value instanceof ProcessGroup) return { group: value, broadcastBuffers: true, bucketCapMb: 25 };
+  const o = v.plainObject('distributed', value);
+  v.knownKeys('distributed', o, ['group', 'broadcastBuffers', 'bucketCapMb']);
+  if (!(o.group instanceof ProcessGroup)) throw v.invalid('a ProcessGroup from initProcessGroup()', 'distributed.group', o.group);
+  const bucketCapMb = o.bucketCapMb ?? 25;
+  if (typeof bucketCapMb !== 'number' || !(bucketCapMb > 0)) throw v.invalid('a positive number', 'distributed.bucketCapMb', bucketCapMb);
+  return { group: o.group, broadcastBuffers: v.boolean('distributed.broadcastBuffers', o.broadcastBuffers ?? true), bucketCapMb };
+}
 const optimizerOptionNames = ['type', 'lr', 'momentum', 'dampening', 'nesterov', 'betas', 'eps', 'weightDecay', 'excludeNormAndBiasFromWeightDecay'];
 
 function nonNegative(name: string, value: unknown, fallback: number): number {
@@ -116,6 +144,8 @@ export function labelTensor(labels: Tensor | TensorLike | ArrayLike<number> | Bi
 
 export class Trainer {
   readonly options: Readonly<TrainerOptions>;
+  /** The process group of data-parallel training, or null. */
+  readonly group: ProcessGroup | null;
   readonly schedule: ResolvedSchedule;
   readonly #port: TrainingPort;
   readonly #ready: Promise<void>;
@@ -146,6 +176,8 @@ export class Trainer {
       freeze.push('conv1', 'bn1', ...port.stages.slice(0, port.stages.indexOf(stage) + 1));
     }
     const freezeBatchNorm = v.boolean('freezeBatchNorm', options.freezeBatchNorm ?? false);
+    const distributed = resolveDistributed(options.distributed);
+    this.group = distributed?.group ?? null;
     this.options = Object.freeze({ ...options, optimizer, freeze });
     this.#baseLr = optimizer.lr;
     this.#port = port;
@@ -166,6 +198,11 @@ export class Trainer {
       freeze,
       freezeBatchNorm,
       ...(classWeights && { classWeights }),
+      ...(distributed && {
+        processGroup: distributed.group.nativeHandle,
+        broadcastBuffers: distributed.broadcastBuffers,
+        bucketCapBytes: Math.round(distributed.bucketCapMb * 1024 * 1024),
+      }),
     };
     // Queued now, so it runs before any step the caller queues after creating the trainer.
     this.#ready = port.configure(native);
@@ -182,8 +219,25 @@ export class Trainer {
     return lrAt(this.schedule, this.#baseLr, this.#iteration);
   }
 
-  /** One optimizer step on a batch: images float32 [N, C, H, W], labels class indices [N]. */
+  /**
+   * One optimizer step on a batch: images float32 [N, C, H, W], labels class indices [N]. After
+   * accumulate() calls, the gradients they left are added to this batch's before the update.
+   */
   async step(images: Tensor | TensorLike, labels: Tensor | TensorLike | ArrayLike<number> | BigInt64Array): Promise<StepResult> {
+    return this.#run(images, labels, false);
+  }
+
+  /**
+   * Forward and backward on a batch without updating the weights: its gradients add to those of
+   * the next step() (gradient accumulation; the gradients are summed, as repeated backward() calls
+   * sum them in PyTorch). In data-parallel training this is DDP's no_sync(): no all-reduce until
+   * that step, which averages the accumulated sums across ranks. The iteration does not advance.
+   */
+  async accumulate(images: Tensor | TensorLike, labels: Tensor | TensorLike | ArrayLike<number> | BigInt64Array): Promise<Omit<StepResult, 'gradNorm'>> {
+    return this.#run(images, labels, true);
+  }
+
+  async #run(images: Tensor | TensorLike, labels: Tensor | TensorLike | ArrayLike<number> | BigInt64Array, accumulate: boolean): Promise<StepResult> {
     const x = Tensor.from(images);
     const y = labelTensor(labels);
     if (y.ndim !== 1 || x.ndim !== 4 || y.shape[0] !== x.shape[0]) {
@@ -191,7 +245,8 @@ export class Trainer {
     }
     await this.#ready;
     const lr = this.lr;
-    const r = await this.#port.step(x, y, lr);
+    const r = await this.#port.step(x, y, lr, accumulate);
+    if (accumulate) return { loss: r.loss, correct: r.correct, count: r.count, accuracy: r.count ? r.correct / r.count : 0, lr, iteration: this.#iteration };
     this.#iteration++;
     return {
       loss: r.loss,

@@ -3,7 +3,9 @@
 
 #include "addon_data.h"
 #include "convert.h"
+#include "distributed.h"
 #include "model_wrap.h"
+#include "process_group_wrap.h"
 #include "runtime.h"
 #include "types.h"
 
@@ -51,6 +53,15 @@ Napi::Value ParallelInfo(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), runtime::parallel_info());
 }
 
+// The process group backends this build has ("gloo", "nccl").
+Napi::Value DistributedBackends(const Napi::CallbackInfo& info) {
+  Napi::Array out = Napi::Array::New(info.Env());
+  for (const char* name : {"gloo", "nccl"}) {
+    if (distributed_backend_compiled(name)) out.Set(out.Length(), name);
+  }
+  return out;
+}
+
 }  // namespace
 
 Napi::Value AllocatorTuning(const Napi::CallbackInfo& info) {
@@ -61,6 +72,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   runtime::tune_allocator();
   auto* data = new AddonData();
   data->model_constructor = Napi::Persistent(ModelWrap::Define(env));
+  data->process_group_constructor = Napi::Persistent(ProcessGroupWrap::Define(env));
   env.SetInstanceData<AddonData>(data);  // deleted with the environment
 
   exports.Set("createModel", Napi::Function::New<ModelWrap::Create>(env, "createModel"));
@@ -73,6 +85,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuBfloat16Available", Napi::Function::New<CpuBfloat16Available>(env, "cpuBfloat16Available"));
   exports.Set("onednnEngineCompiled", Napi::Function::New<OnednnEngineCompiled>(env, "onednnEngineCompiled"));
   exports.Set("allocatorTuning", Napi::Function::New<AllocatorTuning>(env, "allocatorTuning"));
+  exports.Set("createProcessGroup", Napi::Function::New<ProcessGroupWrap::Create>(env, "createProcessGroup"));
+  exports.Set("distributedBackends", Napi::Function::New<DistributedBackends>(env, "distributedBackends"));
   exports.Set("parallelInfo", Napi::Function::New<ParallelInfo>(env, "parallelInfo"));
   return exports;
 }

@@ -8,6 +8,7 @@ namespace resnet::binding {
 
 struct AddonData {
   Napi::FunctionReference model_constructor;
+  Napi::FunctionReference process_group_constructor;
 
   static AddonData& Get(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
 };

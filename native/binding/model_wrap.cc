@@ -2,6 +2,7 @@
 
 #include "addon_data.h"
 #include "convert.h"
+#include "process_group_wrap.h"
 
 namespace resnet::binding {
 
@@ -22,6 +23,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::OptimizerState>("optimizerState"),
                          InstanceMethod<&ModelWrap::LoadOptimizerState>("loadOptimizerState"),
                          InstanceMethod<&ModelWrap::Evaluate>("evaluate"),
+                         InstanceMethod<&ModelWrap::SyncBuffers>("syncBuffers"),
                          InstanceMethod<&ModelWrap::Dispose>("dispose"),
                          InstanceMethod<&ModelWrap::NumParameters>("numParameters"),
                          InstanceAccessor<&ModelWrap::Device>("device"),
@@ -208,7 +210,17 @@ Napi::Value ModelWrap::To(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelWrap::ConfigureTraining(const Napi::CallbackInfo& info) {
-  const TrainOptions options = TrainOptionsFromJs(info.Env(), info[0]);
+  TrainOptions options = TrainOptionsFromJs(info.Env(), info[0]);
+  if (info[0].IsObject()) {
+    Napi::Object o = info[0].As<Napi::Object>();
+    Napi::Value group = o.Get("processGroup");
+    if (!group.IsUndefined()) {
+      options.process_group = ProcessGroupWrap::FromJs(info.Env(), group);
+      options.broadcast_buffers = o.Get("broadcastBuffers").ToBoolean().Value();
+      Napi::Value cap = o.Get("bucketCapBytes");
+      if (cap.IsNumber()) options.bucket_cap_bytes = static_cast<int64_t>(cap.As<Napi::Number>().DoubleValue());
+    }
+  }
   return Enqueue(info.Env(), [options](Model& model) -> Finish {
     model.configure_training(options);
     return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
@@ -220,8 +232,9 @@ Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
   HostTensor labels = TensorFromJs(info.Env(), info[1], "labels", input_pool_.get());
   if (!info[2].IsNumber()) ThrowInvalid(info.Env(), "Expected a number for lr");
   const double lr = info[2].As<Napi::Number>().DoubleValue();
-  return Enqueue(info.Env(), [images, labels, lr](Model& model) -> Finish {
-    const StepResult r = model.train_step(images, labels, lr);
+  const bool accumulate = info[3].ToBoolean().Value();
+  return Enqueue(info.Env(), [images, labels, lr, accumulate](Model& model) -> Finish {
+    const StepResult r = model.train_step(images, labels, lr, accumulate);
     return [r, lr](Napi::Env env) -> Napi::Value {
       Napi::Object out = Napi::Object::New(env);
       out.Set("loss", r.loss);
@@ -262,6 +275,13 @@ Napi::Value ModelWrap::Evaluate(const Napi::CallbackInfo& info) {
       out.Set("count", static_cast<double>(r.count));
       return out;
     };
+  });
+}
+
+Napi::Value ModelWrap::SyncBuffers(const Napi::CallbackInfo& info) {
+  return Enqueue(info.Env(), [](Model& model) -> Finish {
+    model.sync_buffers();
+    return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
   });
 }
 

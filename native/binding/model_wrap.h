@@ -43,6 +43,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value OptimizerState(const Napi::CallbackInfo& info);
   Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info);
   Napi::Value Evaluate(const Napi::CallbackInfo& info);
+  Napi::Value SyncBuffers(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value NumParameters(const Napi::CallbackInfo& info);
   Napi::Value Device(const Napi::CallbackInfo& info);

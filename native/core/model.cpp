@@ -388,6 +388,10 @@ std::string Model::device() const { return device_string(impl_->device); }
 
 void Model::to(const std::string& device) {
   const torch::Device target = parse_device(device);
+  // c10d's Reducer holds gradient buckets on the device it was built for.
+  if (impl_->trainer && impl_->trainer->distributed() && target != impl_->device) {
+    throw Error(codes::kInvalidArgument, "Expected the model on its device before data-parallel training was configured: move it, then create the trainer");
+  }
   if (impl_->precision == Precision::Float16 && !target.is_cuda()) {
     throw Error(codes::kDevice, "float16 autocast needs a CUDA device: set precision 'bfloat16' or 'float32' before moving to " + device);
   }
@@ -403,9 +407,13 @@ void Model::configure_training(const TrainOptions& options) {
   impl_->trainer = std::make_unique<Trainer>(*impl_, options);
 }
 
-StepResult Model::train_step(const HostTensor& images, const HostTensor& labels, double lr) {
+StepResult Model::train_step(const HostTensor& images, const HostTensor& labels, double lr, bool accumulate) {
   if (!impl_->trainer) throw Error(codes::kInvalidArgument, "configure_training() must come before train_step()");
-  return impl_->trainer->step(images, labels, lr);
+  return impl_->trainer->step(images, labels, lr, accumulate);
+}
+
+void Model::sync_buffers() {
+  if (impl_->trainer) impl_->trainer->sync_buffers();
 }
 
 NamedTensors Model::optimizer_state() const {

@@ -63,7 +63,11 @@ class Model {
   // runs forward in train mode, cross-entropy, backward and one optimizer step at `lr`, then
   // leaves the model in the mode it found it in.
   void configure_training(const TrainOptions& options);
-  StepResult train_step(const HostTensor& images, const HostTensor& labels, double lr);
+  // With `accumulate`: forward and backward only, gradients kept for the next step (no_sync).
+  StepResult train_step(const HostTensor& images, const HostTensor& labels, double lr, bool accumulate = false);
+  // Data-parallel training (TrainOptions::process_group): rank 0's buffers to every rank, as
+  // DDP does before an evaluation forward. Collective; a no-op otherwise.
+  void sync_buffers();
   // Optimizer state by parameter name ("fc.weight.momentum_buffer", "fc.weight.exp_avg", ...).
   NamedTensors optimizer_state() const;
   void load_optimizer_state(const NamedTensors& state);

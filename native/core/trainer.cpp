@@ -70,6 +70,22 @@ Trainer::Trainer(Model::Impl& model, const TrainOptions& options) : model_(model
     }
     class_weights_ = at::tensor(options_.class_weights).to(model_.device);
   }
+  if (options_.process_group) {
+    std::vector<std::pair<std::string, at::Tensor>> trainable;
+    for (const auto& p : params_) trainable.emplace_back(p.name, p.tensor);
+    ddp_ = std::make_unique<DataParallel>(options_.process_group, model_.net, trainable, options_.broadcast_buffers,
+                                          options_.bucket_cap_bytes);
+    model_.engine.reset();  // rank 0's weights replaced these
+  }
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::sync_buffers() {
+  if (ddp_) {
+    ddp_->sync_buffers();
+    model_.engine.reset();
+  }
 }
 
 at::Tensor Trainer::loss_of(const at::Tensor& logits, const at::Tensor& labels, bool sum) const {
@@ -79,13 +95,18 @@ at::Tensor Trainer::loss_of(const at::Tensor& logits, const at::Tensor& labels, 
   return F::cross_entropy(logits, labels, opts);
 }
 
-StepResult Trainer::step(const HostTensor& images, const HostTensor& labels, double lr) {
+StepResult Trainer::step(const HostTensor& images, const HostTensor& labels, double lr, bool accumulate) {
   at::Tensor x = model_.images_on_device(images);
   at::Tensor y = model_.labels_on_device(labels, x.size(0));
   model_.engine.reset();  // the weights are about to change
   TrainModeScope mode(model_.net, options_.freeze_batchnorm);
 
-  for (auto& p : params_) p.tensor.mutable_grad().reset();  // zero_grad(set_to_none=True)
+  if (!accumulating_) {
+    for (auto& p : params_) p.tensor.mutable_grad().reset();  // zero_grad(set_to_none=True)
+  }
+  accumulating_ = accumulate;
+  const bool sync = !accumulate;
+  if (ddp_) ddp_->before_forward(sync);
   at::Tensor logits;
   at::Tensor loss;
   {
@@ -96,10 +117,29 @@ StepResult Trainer::step(const HostTensor& images, const HostTensor& labels, dou
     logits = model_.net->forward(x);
     loss = loss_of(logits.to(at::kFloat), y, false);
   }
+  if (ddp_) ddp_->after_forward(sync);
   const bool scaled = model_.precision == Precision::Float16;
-  (scaled ? loss * loss_scale_ : loss).backward();
+  if (ddp_ && sync) {
+    // The Reducer's all-reduces run inside backward and are waited for at its end: a lost
+    // peer surfaces here.
+    try {
+      (scaled ? loss * loss_scale_ : loss).backward();
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      ddp_->group().fail(e, "a training step's gradient all-reduce");
+    }
+  } else {
+    (scaled ? loss * loss_scale_ : loss).backward();
+  }
 
   StepResult result;
+  if (accumulate) {
+    result.loss = loss.item<double>();
+    result.correct = logits.argmax(1).eq(y).sum().item<int64_t>();
+    result.count = x.size(0);
+    return result;
+  }
   if (scaled && !unscale_and_check(loss_scale_)) {
     // Overflow: skip this step, as GradScaler does, with a smaller scale next time.
     loss_scale_ *= 0.5;

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "data_parallel.h"
 #include "model_impl.h"
 
 namespace resnet {
@@ -16,7 +17,14 @@ namespace resnet {
 class Trainer {
  public:
   Trainer(Model::Impl& model, const TrainOptions& options);
-  StepResult step(const HostTensor& images, const HostTensor& labels, double lr);
+  ~Trainer();
+  // With `accumulate`, forward and backward only: the gradients add up (without a data-parallel
+  // all-reduce: DDP's no_sync()) until the next step without it, which adds its own, averages
+  // across ranks and updates the weights.
+  StepResult step(const HostTensor& images, const HostTensor& labels, double lr, bool accumulate = false);
+  bool distributed() const { return ddp_ != nullptr; }
+  // Data-parallel only: rank 0's buffers to every rank before an evaluation (collective).
+  void sync_buffers();
   // "<param>.momentum_buffer" (SGD), "<param>.exp_avg" / ".exp_avg_sq" / ".step" (AdamW).
   std::vector<std::pair<std::string, at::Tensor>> state() const;
   void load_state(const std::vector<std::pair<std::string, at::Tensor>>& state);
@@ -45,6 +53,8 @@ class Trainer {
   double loss_scale_ = 65536.0;
   int64_t good_steps_ = 0;
   at::Tensor class_weights_;
+  std::unique_ptr<DataParallel> ddp_;
+  bool accumulating_ = false;  // gradients of accumulate steps are waiting for the next step
   std::vector<Param> params_;                 // trainable, in state_dict order
   std::map<std::string, at::Tensor> state_;  // optimizer state by "<param>.<slot>"
 };

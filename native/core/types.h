@@ -14,6 +14,8 @@
 
 namespace resnet {
 
+class ProcessGroup;  // distributed.h
+
 // Element types a state dict or an input can hold. Names match PyTorch's ("float32", "int64", ...).
 enum class DType { Float32, Float64, Float16, BFloat16, Int64, Int32, Int16, Int8, UInt8, Bool };
 
@@ -128,6 +130,12 @@ struct TrainOptions {
   std::vector<std::string> frozen_prefixes;
   // BatchNorm layers stay in eval mode (running statistics, no updates) during training.
   bool freeze_batchnorm = false;
+  // Data-parallel training (DistributedDataParallel's defaults) over this group when set.
+  std::shared_ptr<ProcessGroup> process_group;
+  // DDP's broadcast_buffers: rank 0's buffers (BatchNorm statistics) overwrite the others'
+  // before each synchronised forward.
+  bool broadcast_buffers = true;
+  int64_t bucket_cap_bytes = 25 * 1024 * 1024;  // DDP's bucket_cap_mb = 25
 };
 
 struct StepResult {
@@ -171,6 +179,8 @@ inline constexpr const char* kDevice = "ERR_RESNET_DEVICE";
 inline constexpr const char* kNative = "ERR_RESNET_NATIVE";
 // A call queued on a model that was disposed before it could run (native/binding/executor.cc).
 inline constexpr const char* kDisposed = "ERR_RESNET_DISPOSED";
+// Rendezvous or a collective failed: a rank was lost, timed out, or the job is misconfigured.
+inline constexpr const char* kDistributed = "ERR_RESNET_DISTRIBUTED";
 }  // namespace codes
 
 }  // namespace resnet

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Tensor, type DType } from '../../lib/index.ts';
+import { Tensor, type DType } from '../../lib/tensor.ts'; // not lib/index.ts: reading a fixture needs no addon
 
 const fixturesDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 export const cacheDir = join(fixturesDir, 'cache');

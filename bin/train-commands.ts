@@ -20,6 +20,9 @@ import { weightsEntry } from '../lib/weights/registry.js';
 import { plotCurves, loadRun } from '../lib/train/curves.js';
 import { evaluate, fit, loadCheckpoint, type EpochReport, type FitProgress } from '../lib/train/fit.js';
 import type { ScheduleOptions } from '../lib/train/schedule.js';
+import type { ProcessGroup } from '../lib/distributed/process-group.js';
+import { shardLength } from '../lib/data/sample-order.js';
+import { joinLaunchedJob, launchLocal } from './distributed-launch.js';
 
 export class UsageError extends Error {}
 
@@ -29,9 +32,12 @@ export const trainUsage = `  train --dataset D [--root DIR] [--arch A] [--epochs
         [--momentum X] [--nesterov | --no-nesterov] [--weights NAME|FILE] [--freeze-up-to LAYER]
         [--freeze-bn] [--val-split F] [--patience N] [--size S] [--checkpoint-dir DIR] [--resume FILE]
         [--out FILE] [--run-dir DIR [--log-every N] [--plot]] [--stream] [--skip-bad]
+        [--nproc-per-node N] [--dist-backend gloo|nccl] [--dist-timeout S] [--log-all-ranks]
         --weights: torchvision's (DEFAULT, IMAGENET1K_V1, ...), a file or a URL; a head of another size
         is replaced. --out saves the weights with the classes and preprocessing (for predict, serve).
         --run-dir: metrics.jsonl (+ checkpoints, curves.svg) in DIR. --patience: early stopping.
+        --nproc-per-node N: N data-parallel ranks on this machine (as torchrun); a process started
+        with WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT set joins that job. --batch-size is per rank.
   eval  --dataset D [--root DIR] --weights FILE [--arch A]
         datasets: fashion-mnist, mnist, cifar10, cifar100, folder (an ImageFolder: DIR/train and
         DIR/val, or class folders right in DIR; images brought to --size, default 224), webdataset
@@ -109,6 +115,10 @@ export const trainOptions = {
   'run-dir': { type: 'string' },
   'log-every': { type: 'string', default: '50' },
   plot: { type: 'boolean', default: false },
+  'nproc-per-node': { type: 'string' },
+  'dist-backend': { type: 'string', default: 'gloo' },
+  'dist-timeout': { type: 'string', default: '60' },
+  'log-all-ranks': { type: 'boolean', default: false },
 } as const;
 
 export const evalOptions = { ...common, weights: { type: 'string' } } as const;
@@ -181,6 +191,33 @@ function trainedPreprocessing(dataset: string, data: ImageDataset): PreprocessOp
 
 export async function train(args: string[], json: boolean): Promise<void> {
   const { values } = parseArgs({ args, options: trainOptions });
+  const backend = values['dist-backend'];
+  if (backend !== 'gloo' && backend !== 'nccl') throw new UsageError(`--dist-backend expects gloo or nccl, got '${backend}'`);
+  const timeoutMs = Math.round(numberFlag('dist-timeout', values['dist-timeout'])! * 1000);
+  if (!(timeoutMs > 0)) throw new UsageError(`--dist-timeout expects seconds above 0, got '${values['dist-timeout']}'`);
+  if (values['nproc-per-node'] !== undefined) {
+    const nproc = integerFlag('nproc-per-node', values['nproc-per-node']);
+    if (process.env.WORLD_SIZE) throw new UsageError('--nproc-per-node starts a job of its own; this process is already a rank of one (WORLD_SIZE is set)');
+    if (nproc > 1) {
+      process.exitCode = await launchLocal(nproc, args.concat(json ? ['--json'] : []), { logAllRanks: values['log-all-ranks'], timeoutMs });
+      return;
+    }
+  }
+  const group = await joinLaunchedJob(backend, timeoutMs);
+  try {
+    await trainRank(values, json, group);
+  } finally {
+    await group?.destroy();
+  }
+}
+
+type TrainValues = ReturnType<typeof parseArgs<{ args: string[]; options: typeof trainOptions }>>['values'];
+
+/** One process of `resnet train`: the whole job, or one rank of a data-parallel one. */
+async function trainRank(values: TrainValues, json: boolean, group: ProcessGroup | null): Promise<void> {
+  // Rank 0 speaks for the job; the others are quiet unless --log-all-ranks.
+  const main = group === null || group.isMain;
+  const quiet = !main && !values['log-all-ranks'];
   const runDir = values['run-dir'];
   if (values.plot && !runDir) throw new UsageError('--plot needs --run-dir DIR (the plot is DIR/curves.svg)');
   if (values.nesterov && values['no-nesterov']) throw new UsageError('--nesterov and --no-nesterov contradict each other');
@@ -220,15 +257,18 @@ export async function train(args: string[], json: boolean): Promise<void> {
     testSet = inMemoryTest;
     preprocessing = trainedPreprocessing(values.dataset, inMemory);
   }
-  const model = await startingModel(values.arch, trainSet, seed, values.weights, json);
+  const model = await startingModel(values.arch, trainSet, seed, values.weights, json || quiet);
   const epochs = integerFlag('epochs', values.epochs);
   let batchSize = integerFlag('batch-size', values['batch-size']);
-  if (batchSize > trainSet.length) {
+  // Per rank in a data-parallel job: DistributedSampler's share (or an equal shard of tar files).
+  const perRank =
+    group === null ? trainSet.length : trainSet instanceof StreamingDataset && !trainSet.randomAccess ? shardLength(trainSet.length, group.worldSize) : Math.ceil(trainSet.length / group.worldSize);
+  if (batchSize > perRank) {
     // Fine-tuning sets are often smaller than one default batch: train on the whole set per step.
-    process.stderr.write(`resnet train: --batch-size ${batchSize} is more than the ${trainSet.length} training images; using ${trainSet.length}\n`);
-    batchSize = trainSet.length;
+    if (!quiet) process.stderr.write(`resnet train: --batch-size ${batchSize} is more than the ${perRank} training images${group ? ' per rank' : ''}; using ${perRank}\n`);
+    batchSize = perRank;
   }
-  const total = epochs * Math.floor(trainSet.length / batchSize);
+  const total = epochs * Math.floor(perRank / batchSize);
   const warmupIters = Number(values.warmup);
   const schedules: Record<string, ScheduleOptions> = {
     cosine: { type: 'cosine', totalIters: total, warmupIters },
@@ -254,11 +294,12 @@ export async function train(args: string[], json: boolean): Promise<void> {
     ...(values['freeze-up-to'] !== undefined && { freezeUpTo: values['freeze-up-to'] }),
     ...(values['freeze-bn'] && { freezeBatchNorm: true }),
     schedule,
+    ...(group && { distributed: group }),
   });
   if (values.resume) await loadCheckpoint(values.resume, model, trainer);
   const [, height] = trainSet.imageShape;
   const pad = Math.max(2, Math.round(height! / 8));
-  const progress = trainingProgress(json);
+  const progress = trainingProgress(json || quiet);
   let report;
   try {
     report = await fit(model, {
@@ -276,7 +317,7 @@ export async function train(args: string[], json: boolean): Promise<void> {
       ...(patience !== undefined && { earlyStopping: { patience, restoreBest: true } }),
       onEpochEnd: async (entry) => {
         progress.epochEnd(entry);
-        if (values.plot && runDir) await writeFileAtomic(join(runDir, 'curves.svg'), await plotCurves([await loadRun(runDir)]));
+        if (values.plot && runDir && main) await writeFileAtomic(join(runDir, 'curves.svg'), await plotCurves([await loadRun(runDir)]));
       },
       ...(progress.onProgress && { onProgress: progress.onProgress }),
     });
@@ -288,7 +329,7 @@ export async function train(args: string[], json: boolean): Promise<void> {
   // What the model was trained on travels with its weights: predict and serve use it.
   model.setClasses(trainSet.classes);
   if (preprocessing) model.setPreprocessing(preprocessing);
-  if (values.out) await model.save(values.out);
+  if (values.out && main) await model.save(values.out);
   const last = report.epochs.at(-1);
   const summary = { arch: model.arch, dataset: values.dataset, epochs: report.epochs, seconds: report.seconds, weights: values.out ?? null, ...(report.earlyStopping && { earlyStopping: report.earlyStopping }) };
   model.dispose();
@@ -296,6 +337,9 @@ export async function train(args: string[], json: boolean): Promise<void> {
     ? ` (stopped early; best epoch ${report.earlyStopping.bestEpoch}, top-1 ${report.earlyStopping.best.toFixed(4)}${report.earlyStopping.restored ? ', its weights kept' : ''})`
     : '';
   const accuracy = report.earlyStopping?.restored ? report.earlyStopping.best : last?.val?.top1;
+  // Every rank finishes its last epoch before rank 0 (the store's host) leaves.
+  await group?.barrier();
+  if (quiet) return;
   console.log(json ? JSON.stringify(summary) : `${summary.arch}: ${testSet ? `validation accuracy ${accuracy?.toFixed(4) ?? 'n/a'}` : 'no validation set'} after ${report.epochs.length} epoch(s), ${report.seconds.toFixed(0)} s${stopped}`);
 }
 

@@ -109,6 +109,11 @@ export class StreamingDataset {
     this.#maxPixels = v.positiveInteger('maxPixels', options.maxPixels ?? defaultMaxPixels);
   }
 
+  /** Whether batches() takes `indices` (a folder: yes; WebDataset shards, read in sequence: no, use `shard`). */
+  get randomAccess(): boolean {
+    return this.#source.randomAccess;
+  }
+
   static #check(options: StreamingOptions): StreamingOptions {
     v.knownKeys('streaming options', v.plainObject('options', options), optionNames);
     toPipeline(options.transforms);

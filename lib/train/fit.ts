@@ -3,6 +3,10 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AugmentOptions } from '../data/batch-options.js';
+import { DistributedSampler } from '../data/distributed-sampler.js';
+import { hashSeed } from '../data/random.js';
+import { shardLength, type ShardOptions } from '../data/sample-order.js';
+import { ProcessGroup } from '../distributed/process-group.js';
 import type { Batch } from '../data/batch-iterator.js';
 import type { ResNet } from '../model.js';
 import { Tensor } from '../tensor.js';
@@ -16,7 +20,25 @@ import type { Trainer } from './trainer.js';
 /** Anything that yields batches the way ImageDataset does. */
 export interface BatchSource {
   readonly length: number;
-  batches(options: { batchSize: number; shuffle?: boolean; seed?: number; epoch?: number; dropLast?: boolean; augment?: AugmentOptions }): AsyncIterable<Batch>;
+  /** false: batches() takes no `indices` (data-parallel fit() then splits with `shard`). Default true. */
+  readonly randomAccess?: boolean;
+  batches(options: {
+    batchSize: number;
+    shuffle?: boolean;
+    seed?: number;
+    epoch?: number;
+    dropLast?: boolean;
+    augment?: AugmentOptions;
+    indices?: ArrayLike<number>;
+    shard?: ShardOptions;
+  }): AsyncIterable<Batch>;
+}
+
+/** This rank's part of an evaluation set: every worldSize-th sample, no padding (so no sample counts twice). */
+function evaluationPart(data: BatchSource, group: ProcessGroup): { indices: Int32Array } | { shard: ShardOptions } {
+  if (data.randomAccess === false) return { shard: { rank: group.rank, worldSize: group.worldSize } };
+  const count = Math.max(0, Math.ceil((data.length - group.rank) / group.worldSize));
+  return { indices: Int32Array.from({ length: count }, (_, i) => group.rank + i * group.worldSize) };
 }
 
 export interface EvaluateResult {
@@ -27,18 +49,22 @@ export interface EvaluateResult {
 }
 
 /** Mean loss, top-1 and top-5 accuracy over a data set, in eval mode, without gradients. An
- * aborted `signal` stops it before the next batch with an AbortedError. */
-export async function evaluate(model: ResNet, data: BatchSource, options: { batchSize?: number; signal?: AbortSignal } = {}): Promise<EvaluateResult> {
-  v.knownKeys('evaluate', v.plainObject('options', options), ['batchSize', 'signal']);
+ * aborted `signal` stops it before the next batch with an AbortedError. With `distributed`, every
+ * rank of the group evaluates its part (every worldSize-th sample) and all get the totals: call it
+ * on every rank (it is collective). A model trained data-parallel first takes rank 0's buffers. */
+export async function evaluate(model: ResNet, data: BatchSource, options: { batchSize?: number; signal?: AbortSignal; distributed?: ProcessGroup } = {}): Promise<EvaluateResult> {
+  v.knownKeys('evaluate', v.plainObject('options', options), ['batchSize', 'signal', 'distributed']);
   const batchSize = v.positiveInteger('batchSize', options.batchSize ?? 256);
-  const { signal } = options;
+  const { signal, distributed: group } = options;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw v.invalid('AbortSignal', 'signal', signal);
+  if (group !== undefined && !(group instanceof ProcessGroup)) throw v.invalid('a ProcessGroup from initProcessGroup()', 'distributed', group);
   const port = model[trainingPort]();
   let lossSum = 0;
   let top1 = 0;
   let top5 = 0;
   let count = 0;
-  for await (const batch of data.batches({ batchSize })) {
+  if (group) await port.syncBuffers(); // as DDP's forward: evaluation sees rank 0's BatchNorm statistics
+  for await (const batch of data.batches({ batchSize, ...(group && evaluationPart(data, group)) })) {
     if (signal?.aborted) throw new AbortedError(`evaluate() was aborted after ${count} images`, { cause: signal.reason });
     const r = await port.evaluate(batch.images, batch.labels);
     lossSum += r.lossSum;
@@ -46,6 +72,7 @@ export async function evaluate(model: ResNet, data: BatchSource, options: { batc
     top5 += r.top5;
     count += r.count;
   }
+  if (group) [lossSum, top1, top5, count] = (await group.allReduceSum([lossSum, top1, top5, count])) as [number, number, number, number];
   return { loss: count ? lossSum / count : 0, top1: count ? top1 / count : 0, top5: count ? top5 / count : 0, count };
 }
 
@@ -179,11 +206,24 @@ export async function fit(model: ResNet, options: FitOptions): Promise<FitReport
     if (signal?.aborted) throw new AbortedError(`fit() was aborted after iteration ${trainer.iteration}`, { cause: signal.reason });
   };
   stopIfAborted();
-  const perEpoch = Math.floor(train.length / batchSize); // dropLast: every step sees a full batch
-  if (perEpoch === 0) throw v.invalid(`at most ${train.length} (the training set's size)`, 'batchSize', batchSize);
+  // Data-parallel (a trainer with `distributed`): each rank takes its part of every epoch, as
+  // PyTorch's DistributedSampler gives it (or `shard` for sources read in sequence); batchSize is
+  // per rank; rank 0 alone writes checkpoints and metrics; losses and validation are totals.
+  const group = trainer.group;
+  const sharded = group !== null && train.randomAccess === false;
+  const sampler = group && !sharded ? new DistributedSampler(train.length, { numReplicas: group.worldSize, rank: group.rank, shuffle: true, seed }) : null;
+  const perRank = group === null ? train.length : sampler ? sampler.numSamples : shardLength(train.length, group.worldSize);
+  const perEpoch = Math.floor(perRank / batchSize); // dropLast: every step sees a full batch
+  if (perEpoch === 0) throw v.invalid(`at most ${perRank} (the training set's size${group ? ' per rank' : ''})`, 'batchSize', batchSize);
+  const main = group === null || group.isMain;
+  const epochOrder = (epoch: number) =>
+    sampler
+      ? // The sampler fixes the order; the seed left to the data set draws augmentation, per rank.
+        { indices: sampler.indices(epoch), seed: hashSeed(seed, group!.rank) }
+      : { shuffle: true, seed, ...(group && { shard: { rank: group.rank, worldSize: group.worldSize } }) };
   if (checkpointDir !== undefined) await mkdir(checkpointDir, { recursive: true });
   const metrics =
-    metricsFile === undefined
+    metricsFile === undefined || !main
       ? undefined
       : await MetricsLog.open(
           metricsFile,
@@ -206,7 +246,7 @@ export async function fit(model: ResNet, options: FitOptions): Promise<FitReport
     let lr = trainer.lr;
     let waitMs = 0;
     let stepMs = 0;
-    const batches = train.batches({ batchSize, shuffle: true, seed, epoch, dropLast: true, ...(augment && { augment }) });
+    const batches = train.batches({ batchSize, epoch, dropLast: true, ...epochOrder(epoch), ...(augment && { augment }) });
     const iterator = batches[Symbol.asyncIterator]();
     for (;;) {
       const waited = performance.now();
@@ -253,16 +293,19 @@ export async function fit(model: ResNet, options: FitOptions): Promise<FitReport
       }
     }
     const seconds = (performance.now() - epochStart) / 1000;
+    if (group) [lossSum, correct, seen] = (await group.allReduceSum([lossSum, correct, seen])) as [number, number, number];
     const entry: EpochReport = {
       epoch, trainLoss: seen ? lossSum / seen : 0, trainAccuracy: seen ? correct / seen : 0, imagesPerSecond: seen / seconds, seconds,
       dataWaitSeconds: waitMs / 1000, stepSeconds: stepMs / 1000,
     };
     const streamStats = (batches as { stats?: () => { skipped: number; skippedExamples: string[] } }).stats?.();
     if (streamStats && streamStats.skipped > 0) entry.skipped = { count: streamStats.skipped, examples: streamStats.skippedExamples };
-    if (val) entry.val = await evaluate(model, val, { batchSize: Math.max(batchSize, 256), ...(signal && { signal }) });
+    if (val) entry.val = await evaluate(model, val, { batchSize: Math.max(batchSize, 256), ...(signal && { signal }), ...(group && { distributed: group }) });
     if (checkpointDir !== undefined) {
       entry.checkpoint = join(checkpointDir, `checkpoint-${epoch + 1}.safetensors`);
-      await saveCheckpoint(entry.checkpoint, model, trainer);
+      if (main) await saveCheckpoint(entry.checkpoint, model, trainer);
+      // No rank starts the next epoch (and no launcher restarts a job) before the file is complete.
+      if (group) await group.barrier();
     }
     if (metrics) await metrics.write(epochRecord(entry, trainer.iteration, lr));
     report.push(entry);

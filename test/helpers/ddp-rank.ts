@@ -2,13 +2,20 @@
 // (node --import=tsx test/helpers/ddp-rank.ts MODE ...), with RANK, WORLD_SIZE, MASTER_ADDR and
 // MASTER_PORT in its environment as a launcher would set them. One intra-op thread per rank.
 //   parity CASE_FILE OUT_FILE   the DDP fixture's steps on this rank's half of each batch
-//   single CASE_FILE OUT_FILE   no process group: the fixture's whole batches in one process
-//   forever                     random batches until the job fails; prints 'step N' lines
-// Results go to OUT_FILE (safetensors: loss, final/<key>); a DistributedError is printed as one
+//   frozen CASE_FILE OUT_FILE   the same with BatchNorm frozen (eval mode)
+//   single CASE_FILE OUT_FILE   no process group: the fixture's whole batches in one process,
+//                               BatchNorm frozen
+//   fit DIR OUT_FILE            fit() for 3 epochs on a small generated data set, checkpoints
+//                               in DIR; RESUME=FILE resumes, DIE_AT=N makes rank 1 SIGKILL
+//                               itself at iteration N (a rank crashing mid-epoch)
+// Results go to OUT_FILE.<rank> (safetensors: loss, final/<key>); a DistributedError is printed as one
 // JSON line {"error": name, "code", "lostRank", "message"} and the process exits with status 3.
 import {
   createResNet,
   DistributedError,
+  fit,
+  ImageDataset,
+  loadCheckpoint,
   initProcessGroup,
   readSafetensors,
   setNumThreads,
@@ -27,7 +34,7 @@ function rows<T extends Float32Array | BigInt64Array>(t: Tensor, rank: number, b
   return new Tensor(data, [batch, ...t.shape.slice(1)]);
 }
 
-async function parity(distributed: boolean): Promise<void> {
+async function parity(distributed: boolean, frozen: boolean): Promise<void> {
   const { tensors, metadata } = await readSafetensors(caseFile!);
   const pick = (prefix: string) => Object.fromEntries(Object.entries(tensors).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
   const batch = Number(metadata.batch);
@@ -41,7 +48,7 @@ async function parity(distributed: boolean): Promise<void> {
   const options = JSON.parse(metadata.trainer!) as TrainerOptions;
   // Without a group: one process on the whole batch, BatchNorm in eval mode (its statistics are
   // per batch, so only then do half batches on two ranks equal one whole batch).
-  const trainer = model.trainer(group ? { ...options, distributed: group } : { ...options, freezeBatchNorm: true });
+  const trainer = model.trainer({ ...options, ...(group && { distributed: group }), ...(frozen && { freezeBatchNorm: true }) });
   const losses = new Float64Array(steps);
   for (let k = 0; k < steps; k++) {
     const x = tensors[`input/${k}`]!;
@@ -56,9 +63,47 @@ async function parity(distributed: boolean): Promise<void> {
   }
   const out: Record<string, Tensor> = { loss: new Tensor(losses, [steps]) };
   for (const [key, t] of Object.entries(await model.stateDict())) out[`final/${key}`] = t;
-  await writeSafetensors(outFile!, out, { world: String(world) });
+  await writeSafetensors(`${outFile}.${rank}`, out, { world: String(world) });
   model.dispose();
   await group?.destroy();
+}
+
+/** 96 images 3x8x8 of 4 classes, the same on every rank. */
+function smallDataset(): ImageDataset {
+  const n = 96;
+  const pixels = new Uint8Array(n * 3 * 8 * 8);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 2654435761) >>> 24;
+  return new ImageDataset({ pixels, shape: [n, 3, 8, 8], labels: Array.from({ length: n }, (_, i) => i % 4), classes: ['a', 'b', 'c', 'd'] });
+}
+
+async function fitRun(): Promise<void> {
+  const group = await initProcessGroup({ timeoutMs: Number(process.env.DDP_TEST_TIMEOUT_MS ?? 30_000) });
+  const model = await createResNet({ block: 'basic', stem: 'cifar', layers: [1, 1, 1], widths: [8, 16, 32], shortcut: 'A', numClasses: 4, seed: 3 + group.rank });
+  const trainer = model.trainer({ optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9, weightDecay: 1e-4 }, distributed: group });
+  if (process.env.RESUME) await loadCheckpoint(process.env.RESUME, model, trainer);
+  const dieAt = Number(process.env.DIE_AT ?? -1);
+  const data = smallDataset();
+  const report = await fit(model, {
+    train: data,
+    val: data,
+    epochs: 3,
+    batchSize: 8,
+    trainer,
+    seed: 5,
+    augment: { crop: { padding: 2 }, hflip: true },
+    checkpointDir: caseFile!,
+    progressEvery: 1,
+    onProgress: (p) => {
+      if (group.rank === 1 && p.iteration === dieAt) process.kill(process.pid, 'SIGKILL');
+    },
+  });
+  const out: Record<string, Tensor> = {};
+  for (const [key, t] of Object.entries(await model.stateDict())) out[`final/${key}`] = t;
+  out.val = new Tensor(Float64Array.from(report.epochs.map((e) => e.val!.top1)), [report.epochs.length]);
+  out.trainLoss = new Tensor(Float64Array.from(report.epochs.map((e) => e.trainLoss)), [report.epochs.length]);
+  await writeSafetensors(`${outFile}.${group.rank}`, out, { iterations: String(report.iterations) });
+  await group.barrier();
+  await group.destroy();
 }
 
 async function forever(): Promise<void> {
@@ -73,8 +118,10 @@ async function forever(): Promise<void> {
 }
 
 try {
-  if (mode === 'parity') await parity(true);
-  else if (mode === 'single') await parity(false);
+  if (mode === 'parity') await parity(true, false);
+  else if (mode === 'frozen') await parity(true, true);
+  else if (mode === 'single') await parity(false, true);
+  else if (mode === 'fit') await fitRun();
   else if (mode === 'forever') await forever();
   else throw new Error(`unknown mode ${mode}`);
 } catch (error) {

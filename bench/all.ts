@@ -1,8 +1,9 @@
-// The whole benchmark suite in one command (npm run bench): inference, training, weight loading,
-// memory, and with --profile the per-stage profile. Each benchmark runs in a fresh Node process
-// (memory figures must not inherit another benchmark's heap), one after another, never in
-// parallel. Their tables are printed as they come and collected, with the load average before and
-// after each, in bench/results/summary.md; each also writes its own bench/results/<name>.json.
+// The whole benchmark suite in one command (npm run bench): inference, training, data-parallel
+// training (2 ranks over Gloo), weight loading, memory, and with --profile the per-stage profile.
+// Each benchmark runs in a fresh Node process (memory figures must not inherit another
+// benchmark's heap), one after another, never in parallel. Their tables are printed as they come
+// and collected, with the load average before and after each, in bench/results/summary.md; each
+// also writes its own bench/results/<name>.json.
 //
 //   node --import=tsx bench/all.ts [--only inference,memory] [--profile] [--quick]
 //
@@ -24,6 +25,7 @@ const quick = values.quick;
 const suite: { name: string; script: string; args: string[] }[] = [
   { name: 'inference', script: 'bench/inference.ts', args: quick ? ['--runs', '2', '--rounds', '1', '--warmup', '1'] : [] },
   { name: 'train', script: 'bench/train.ts', args: quick ? ['--runs', '2', '--warmup', '1'] : [] },
+  { name: 'distributed', script: 'bench/distributed.ts', args: quick ? ['--windows', '2', '--steps', '2', '--warmup', '1', '--allreduce', '10', '--batches', '2'] : [] },
   { name: 'weights-load', script: 'bench/weights-load.ts', args: [] },
   { name: 'memory', script: 'bench/memory.ts', args: quick ? ['--forwards', '200', '--steps', '60', '--skip-python'] : [] },
   { name: 'profile', script: 'bench/profile.ts', args: quick ? ['--runs', '3', '--batches', '1'] : [] },

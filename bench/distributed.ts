@@ -19,7 +19,7 @@
 // same shape with random labels where the data set is not installed (the output says which).
 // Each job runs behind bench/util.ts's quiet gate (others' CPU measured from /proc/stat over the
 // ranks' timed phase, minus what the ranks used).
-//   node --import=tsx bench/distributed.ts [--windows 5] [--steps 8] [--warmup 3] [--allreduce 40]
+//   node --import=tsx bench/distributed.ts [--windows 5] [--steps 8] [--warmup 3] [--allreduce 100]
 //                                         [--batches 8] [--only ours-ddp,pytorch-ddp,...]
 // Prints tables and writes bench/results/distributed.json.
 import { execFileSync, spawn } from 'node:child_process';
@@ -36,7 +36,7 @@ const { values } = parseArgs({
     windows: { type: 'string', default: '5' },
     steps: { type: 'string', default: '8' },
     warmup: { type: 'string', default: '3' },
-    allreduce: { type: 'string', default: '40' },
+    allreduce: { type: 'string', default: '100' },
     batches: { type: 'string', default: '8' },
     only: { type: 'string' },
     // rank role
@@ -50,6 +50,7 @@ const IMAGE = [1, 28, 28] as const;
 const PIXELS = IMAGE[0] * IMAGE[1] * IMAGE[2];
 const GLOBAL_BATCH = 256;
 const CLASSES = 10;
+const jobTimeoutMs = 10 * 60_000;
 const OPTIMIZER = { type: 'sgd', lr: 0.01, momentum: 0.9, weightDecay: 5e-4 } as const;
 
 /** What every rank (ours and PyTorch's) prints as its last line. */
@@ -259,11 +260,18 @@ async function runJob(job: Job, dataFile: string): Promise<{ reports: RankReport
   const port = await freePort();
   const ranks = Array.from({ length: job.ranks }, (_, r) => runRank(job, r, port, dataFile));
   let reports: RankReport[];
+  let timer: NodeJS.Timeout | undefined;
+  // A rank that dies makes the others fail at their next collective; one that hangs is killed here.
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${job.name} did not finish within ${jobTimeoutMs / 1000} s`)), jobTimeoutMs);
+  });
   try {
-    reports = await Promise.all(ranks.map((r) => r.promise));
+    reports = await Promise.race([Promise.all(ranks.map((r) => r.promise)), timeout]);
   } catch (error) {
     for (const r of ranks) r.kill();
     throw error;
+  } finally {
+    clearTimeout(timer);
   }
   reports.sort((a, b) => a.rank - b.rank);
   const r0 = reports[0]!;
@@ -348,8 +356,10 @@ async function benchMain(): Promise<void> {
       stepMs: perStep(r0.stepWindowsMs), accumulateMs: perStep(r0.accumulateWindowsMs),
       allReduceMs: r0.allReduceMs.length ? median(r0.allReduceMs) : null,
       allReduceIqrMs: r0.allReduceMs.length ? [quantile(r0.allReduceMs, 0.25), quantile(r0.allReduceMs, 0.75)] : null,
+      allReduceMinMs: r0.allReduceMs.length ? Math.min(...r0.allReduceMs) : null,
       allReduceNativeMs: r0.allReduceNativeMs?.length ? median(r0.allReduceNativeMs) : null,
       allReduceNativeIqrMs: r0.allReduceNativeMs?.length ? [quantile(r0.allReduceNativeMs, 0.25), quantile(r0.allReduceNativeMs, 0.75)] : null,
+      allReduceNativeMinMs: r0.allReduceNativeMs?.length ? Math.min(...r0.allReduceNativeMs) : null,
       allReduceBytes: r0.allReduceBytes, numParams: r0.numParams, othersCores, disturbed,
     }];
   }));
@@ -378,32 +388,41 @@ async function benchMain(): Promise<void> {
   if (b && e) console.log(`ours / PyTorch, 1 process x 2 threads (b / e): ${f2((ratios.oursVsPytorchThreads = b.imagesPerSecond / e.imagesPerSecond))}x`);
 
   // Exposed communication: a synced step minus an accumulate() / no_sync() iteration on the same
-  // ranks. The difference also holds the optimizer step (and zeroing the gradients), which the
-  // same difference in one process, one thread, batch 128, measures alone.
+  // ranks, window by window (each synced window and the no_sync window right after it), median over
+  // the windows. The difference also holds the optimizer step, which the same two figures in one
+  // process, one thread, batch 128 show alone (step vs accumulate iteration); and those next to the
+  // DDP job's no_sync iteration show what running two processes side by side costs each one.
   const comm: (string | number)[][] = [];
   const exposed: Record<string, unknown> = {};
-  for (const [ddp, single, who] of [[a, c, 'ours'], [d, f, 'PyTorch']] as const) {
+  for (const [ddpName, singleName, who] of [['ours-ddp', 'ours-1thread', 'ours'], ['pytorch-ddp', 'pytorch-1thread', 'PyTorch']] as const) {
+    const ddp = results[ddpName];
     if (!ddp) continue;
-    const diff = ddp.stepMs - ddp.accumulateMs;
-    const opt = single ? single.stepMs - single.accumulateMs : null;
-    exposed[who] = { syncedStepMs: ddp.stepMs, noSyncStepMs: ddp.accumulateMs, differenceMs: diff, oneProcessDifferenceMs: opt, exposedMs: opt === null ? null : diff - opt };
-    comm.push([who, f1(ddp.stepMs), f1(ddp.accumulateMs), f1(diff), opt === null ? '-' : f1(opt), opt === null ? '-' : f1(diff - opt)]);
+    const r0 = ddp.reports[0]!;
+    const diffs = r0.stepWindowsMs.map((ms, w) => (ms - r0.accumulateWindowsMs[w]!) / steps);
+    const single = summary[singleName];
+    const s = summary[ddpName]!;
+    exposed[who] = {
+      syncedStepMs: s.stepMs, noSyncStepMs: s.accumulateMs, exposedMs: median(diffs), exposedPerWindowMs: diffs,
+      oneProcess: single ? { stepMs: single.stepMs, accumulateMs: single.accumulateMs } : null,
+    };
+    comm.push([who, f1(s.stepMs), f1(s.accumulateMs), `**${f1(median(diffs))}** (${f1(Math.min(...diffs))} to ${f1(Math.max(...diffs))})`,
+      single ? `${f1(single.stepMs)} / ${f1(single.accumulateMs)}` : '-']);
   }
   if (comm.length) {
-    console.log('\nExposed communication per step (ms, rank 0, medians over the windows):\n');
-    console.log(markdownTable(['runtime', 'synced step', 'accumulate / no_sync step', 'difference', 'same difference in 1 process x 1 thread (optimizer)', 'exposed all-reduce'], comm));
+    console.log('\nExposed communication per step (ms, rank 0): synced DDP step minus no_sync iteration, per window pair, median (min to max):\n');
+    console.log(markdownTable(['runtime', 'synced step', 'accumulate / no_sync iteration', 'exposed communication', '1 process x 1 thread, batch 128: step / accumulate iteration'], comm));
   }
   const raw: (string | number)[][] = [];
   if (a?.allReduceMs != null) {
-    raw.push(['ours, `group.allReduceSum(numbers)`', `${Math.ceil(a.numParams / 2)} float64 (${(a.allReduceBytes / 1e6).toFixed(2)} MB)`, f2(a.allReduceMs), `${f2(a.allReduceIqrMs![0]!)}-${f2(a.allReduceIqrMs![1]!)}`]);
-    raw.push(['ours, the addon\'s all-reduce of a Float64Array (no array conversion)', `${Math.ceil(a.numParams / 2)} float64 (${(a.allReduceBytes / 1e6).toFixed(2)} MB)`, f2(a.allReduceNativeMs!), `${f2(a.allReduceNativeIqrMs![0]!)}-${f2(a.allReduceNativeIqrMs![1]!)}`]);
+    raw.push(['ours, `group.allReduceSum(numbers)`', `${Math.ceil(a.numParams / 2)} float64 (${(a.allReduceBytes / 1e6).toFixed(2)} MB)`, f2(a.allReduceMs), `${f2(a.allReduceIqrMs![0]!)}-${f2(a.allReduceIqrMs![1]!)}`, f2(a.allReduceMinMs!)]);
+    raw.push(['ours, the addon\'s all-reduce of a Float64Array (no array conversion)', `${Math.ceil(a.numParams / 2)} float64 (${(a.allReduceBytes / 1e6).toFixed(2)} MB)`, f2(a.allReduceNativeMs!), `${f2(a.allReduceNativeIqrMs![0]!)}-${f2(a.allReduceNativeIqrMs![1]!)}`, f2(a.allReduceNativeMinMs!)]);
   }
   if (d?.allReduceMs != null) {
-    raw.push(['PyTorch, `dist.all_reduce(t)`', `${d.numParams} float32 (${(d.allReduceBytes / 1e6).toFixed(2)} MB)`, f2(d.allReduceMs), `${f2(d.allReduceIqrMs![0]!)}-${f2(d.allReduceIqrMs![1]!)}`]);
+    raw.push(['PyTorch, `dist.all_reduce(t)`', `${d.numParams} float32 (${(d.allReduceBytes / 1e6).toFixed(2)} MB)`, f2(d.allReduceMs), `${f2(d.allReduceIqrMs![0]!)}-${f2(d.allReduceIqrMs![1]!)}`, f2(d.allReduceMinMs!)]);
   }
   if (raw.length) {
     console.log(`\nRaw all-reduce, 2 ranks, buffer the size of resnet20's gradients, median of ${values.allreduce} (rank 0):\n`);
-    console.log(markdownTable(['call', 'buffer', 'ms', 'p25-p75 ms'], raw));
+    console.log(markdownTable(['call', 'buffer', 'median ms', 'p25-p75 ms', 'min ms'], raw));
   }
   writeResult('distributed', {
     environment: env, loadBefore, loadAfter, torch: torchVersion, python, inputs: dataSource,

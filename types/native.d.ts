@@ -77,7 +77,6 @@ export interface NativeStepResult {
   correct: number;
   count: number;
   gradNorm: number;
-  lr: number;
 }
 
 export interface NativeEvalResult {

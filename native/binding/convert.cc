@@ -6,11 +6,7 @@
 
 namespace resnet::binding {
 
-void ThrowInvalid(Napi::Env env, const std::string& message) {
-  Napi::Error error = Napi::TypeError::New(env, message);
-  error.Set("code", Napi::String::New(env, codes::kInvalidArgument));
-  throw error;
-}
+void ThrowInvalid(Napi::Env env, const std::string& message) { throw MakeError(env, codes::kInvalidArgument, message); }
 
 namespace {
 
@@ -72,9 +68,7 @@ HostTensor TensorFromJs(Napi::Env env, Napi::Value value, const std::string& wha
       host = allocate_host(dtype, shape);
     }
   } catch (const std::exception& e) {  // out of memory: a JavaScript error, not std::terminate
-    Napi::Error error = Napi::Error::New(env, "Could not allocate " + std::to_string(nbytes) + " bytes to copy " + what + ": " + e.what());
-    error.Set("code", Napi::String::New(env, codes::kNative));
-    throw error;
+    throw MakeError(env, codes::kNative, "Could not allocate " + std::to_string(nbytes) + " bytes to copy " + what + ": " + e.what());
   }
   if (host.nbytes > 0) {
     const auto* bytes = static_cast<const uint8_t*>(typed.ArrayBuffer().Data()) + typed.ByteOffset();
@@ -211,7 +205,7 @@ TrainOptions TrainOptionsFromJs(Napi::Env env, Napi::Value value) {
   options.optimizer.beta1 = NumberOr(opt, "beta1", 0.9);
   options.optimizer.beta2 = NumberOr(opt, "beta2", 0.999);
   options.optimizer.eps = NumberOr(opt, "eps", 1e-8);
-  options.optimizer.decay_norm_and_bias = !opt.Get("excludeNormAndBiasFromWeightDecay").ToBoolean().Value();
+  options.optimizer.exclude_norm_and_bias_from_weight_decay = opt.Get("excludeNormAndBiasFromWeightDecay").ToBoolean().Value();
   options.label_smoothing = NumberOr(o, "labelSmoothing", 0);
   options.clip_grad_norm = NumberOr(o, "clipGradNorm", 0);
   options.freeze_batchnorm = o.Get("freezeBatchNorm").ToBoolean().Value();

@@ -4,6 +4,9 @@
 
 #include <napi.h>
 
+#include <initializer_list>
+#include <utility>
+
 #include "buffer_pool.h"
 #include "types.h"
 
@@ -27,7 +30,19 @@ ResNetSpec SpecFromJs(Napi::Env env, Napi::Value value);
 // {optimizer: {type, momentum, ...}, labelSmoothing, classWeights, clipGradNorm, freeze, freezeBatchNorm}
 TrainOptions TrainOptionsFromJs(Napi::Env env, Napi::Value value);
 
-// Throws a JavaScript TypeError with the binding's invalid-argument code.
+// Throws MakeError(kInvalidArgument, message) (executor.h: the binding's one error factory).
 [[noreturn]] void ThrowInvalid(Napi::Env env, const std::string& message);
+
+// A string option parsed by a table: the value for `text`, or ThrowInvalid naming what was
+// allowed. lib/ has validated the option already; this is the binding's cheap type check.
+template <typename T>
+T ParseEnum(Napi::Env env, const std::string& what, const std::string& text, std::initializer_list<std::pair<const char*, T>> table) {
+  std::string allowed;
+  for (const auto& [name, value] : table) {
+    if (text == name) return value;
+    allowed += (allowed.empty() ? "'" : ", '") + std::string(name) + "'";
+  }
+  ThrowInvalid(env, "Expected one of " + allowed + " for " + what + " but received '" + text + "'");
+}
 
 }  // namespace resnet::binding

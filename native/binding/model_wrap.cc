@@ -115,23 +115,14 @@ Napi::Value ModelWrap::SetTraining(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelWrap::SetInferenceEngine(const Napi::CallbackInfo& info) {
-  const std::string name = info[0].ToString().Utf8Value();
-  EngineChoice choice;
-  if (name == "auto") {
-    choice = EngineChoice::Auto;
-  } else if (name == "onednn") {
-    choice = EngineChoice::OneDnn;
-  } else if (name == "torchscript") {
-    choice = EngineChoice::TorchScript;
-  } else if (name == "none") {
-    choice = EngineChoice::None;
-  } else {
-    ThrowInvalid(info.Env(), "Expected 'auto', 'onednn', 'torchscript' or 'none' for the inference engine but received '" + name + "'");
-  }
+  const EngineChoice choice = ParseEnum<EngineChoice>(info.Env(), "the inference engine", info[0].ToString().Utf8Value(),
+                                                     {{"auto", EngineChoice::Auto}, {"onednn", EngineChoice::OneDnn},
+                                                      {"torchscript", EngineChoice::TorchScript}, {"none", EngineChoice::None}});
   OneDnnOptions onednn;
   if (info.Length() > 1 && info[1].IsObject()) {
     const Napi::Value winograd = info[1].As<Napi::Object>().Get("winograd");
-    if (!winograd.IsUndefined()) onednn.winograd = winograd.ToBoolean().Value();
+    if (!winograd.IsUndefined() && !winograd.IsBoolean()) ThrowInvalid(info.Env(), "Expected a boolean for winograd");
+    if (winograd.IsBoolean()) onednn.winograd = winograd.As<Napi::Boolean>().Value();
     const Napi::Value limit = info[1].As<Napi::Object>().Get("maxActivationBytes");
     if (limit.IsNumber()) onednn.max_activation_bytes = static_cast<uint64_t>(limit.As<Napi::Number>().DoubleValue());
   }
@@ -149,15 +140,8 @@ Napi::Value ModelWrap::InferenceEngine(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelWrap::SetExecution(const Napi::CallbackInfo& info) {
-  const std::string name = info[0].ToString().Utf8Value();
-  Precision precision = Precision::Float32;
-  if (name == "bfloat16") {
-    precision = Precision::BFloat16;
-  } else if (name == "float16") {
-    precision = Precision::Float16;
-  } else if (name != "float32") {
-    ThrowInvalid(info.Env(), "Expected 'float32', 'bfloat16' or 'float16' for precision but received '" + name + "'");
-  }
+  const Precision precision = ParseEnum<Precision>(info.Env(), "precision", info[0].ToString().Utf8Value(),
+                                                  {{"float32", Precision::Float32}, {"bfloat16", Precision::BFloat16}, {"float16", Precision::Float16}});
   const bool channels_last = info[1].ToBoolean().Value();
   return Enqueue(info.Env(), [precision, channels_last](Model& model) -> Finish {
     model.set_execution(precision, channels_last);
@@ -235,13 +219,12 @@ Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
   const bool accumulate = info[3].ToBoolean().Value();
   return Enqueue(info.Env(), [images, labels, lr, accumulate](Model& model) -> Finish {
     const StepResult r = model.train_step(images, labels, lr, accumulate);
-    return [r, lr](Napi::Env env) -> Napi::Value {
+    return [r](Napi::Env env) -> Napi::Value {
       Napi::Object out = Napi::Object::New(env);
       out.Set("loss", r.loss);
       out.Set("correct", static_cast<double>(r.correct));
       out.Set("count", static_cast<double>(r.count));
       out.Set("gradNorm", r.grad_norm);
-      out.Set("lr", lr);
       return out;
     };
   });

@@ -162,7 +162,6 @@ Model::Model(const ResNetSpec& spec, const std::string& device, uint64_t seed)
 
 Model::~Model() = default;
 
-const ResNetSpec& Model::spec() const { return impl_->spec; }
 
 HostTensor Model::forward(const HostTensor& input) {
   at::Tensor x = impl_->images_on_device(input);
@@ -222,6 +221,10 @@ void Model::set_execution(Precision precision, bool channels_last) {
     throw Error(codes::kDevice, "float16 autocast needs a CUDA device (LibTorch's CPU autocast supports bfloat16): use precision 'bfloat16' on the CPU");
   }
   if (precision == Precision::BFloat16 && !impl_->device.is_cuda()) require_cpu_bfloat16();
+  // c10d's Reducer lays its gradient buckets out like the parameters it was built with.
+  if (impl_->trainer && impl_->trainer->distributed() && channels_last != impl_->channels_last) {
+    throw Error(codes::kInvalidArgument, "Expected the memory format set before data-parallel training was configured: set it, then create the trainer");
+  }
   impl_->precision = precision;
   impl_->channels_last = channels_last;
   torch::NoGradGuard no_grad;
@@ -229,7 +232,7 @@ void Model::set_execution(Precision precision, bool channels_last) {
   for (auto& p : impl_->net->parameters()) {
     if (p.dim() == 4) p.set_data(p.contiguous(format));
   }
-  impl_->engine.reset();
+  impl_->weights_changed();
 }
 
 void Model::set_inference_engine(EngineChoice choice, const OneDnnOptions& onednn) {
@@ -368,7 +371,7 @@ LoadResult Model::load_state_dict(const NamedTensors& tensors, bool strict,
   torch::NoGradGuard no_grad;
   for (auto& [target, source] : copies) target.copy_(view_host(*source));
   for (auto& counter : reset_counters) counter.zero_();
-  impl_->engine.reset();
+  impl_->weights_changed();
   return result;
 }
 
@@ -399,7 +402,7 @@ void Model::to(const std::string& device) {
   if (target.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
   impl_->net->to(target);
   impl_->device = target;
-  impl_->engine.reset();
+  impl_->weights_changed();
   if (impl_->trainer) impl_->trainer->to(target);
 }
 

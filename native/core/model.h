@@ -57,8 +57,6 @@ class Model {
   std::string device() const;
   void to(const std::string& device);
 
-  const ResNetSpec& spec() const;
-
   // Training. configure_training() starts a fresh optimizer (its state is empty); train_step()
   // runs forward in train mode, cross-entropy, backward and one optimizer step at `lr`, then
   // leaves the model in the mode it found it in.

@@ -20,7 +20,8 @@ struct Model::Impl {
   ResNet net{nullptr};
   torch::Device device{torch::kCPU};
   std::unique_ptr<Trainer> trainer;
-  // Eval-mode forward's optimized graph; built on first use, dropped when weights or mode change.
+  // Eval-mode forward's optimized graph; built on first use, dropped by weights_changed() (and
+  // when the mode, device or execution settings change): it holds folded copies of the weights.
   std::unique_ptr<InferenceEngine> engine;
   EngineChoice engine_choice = EngineChoice::Auto;
   OneDnnOptions onednn_options;
@@ -37,6 +38,10 @@ struct Model::Impl {
 
   Impl();
   ~Impl();
+
+  // Every change to parameters or buffers (a load, a training step, a broadcast) goes through
+  // here, so no engine runs on stale folded weights.
+  void weights_changed() { engine.reset(); }
 
   // Parameters and buffers in PyTorch's state_dict order.
   std::vector<std::pair<std::string, at::Tensor>> state() const;

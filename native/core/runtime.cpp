@@ -66,13 +66,10 @@ int physical_cores() {
 
 ComputeScope::ComputeScope() {
   const int active = ++g_active_jobs;
-  threads_ = std::max(1, num_threads() / active);
-  apply(threads_);
+  apply(std::max(1, num_threads() / active));
 }
 
 ComputeScope::~ComputeScope() { --g_active_jobs; }
-
-int active_jobs() { return g_active_jobs.load(); }
 
 bool cuda_compiled() {
 #ifdef RESNET_WITH_CUDA

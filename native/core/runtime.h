@@ -36,12 +36,7 @@ class ComputeScope {
   ~ComputeScope();
   ComputeScope(const ComputeScope&) = delete;
   ComputeScope& operator=(const ComputeScope&) = delete;
-  int threads() const { return threads_; }
-
- private:
-  int threads_;
 };
-int active_jobs();
 
 // Tunes glibc's malloc for LibTorch's allocation pattern, once per process: blocks up to 32 MiB
 // come from the heap instead of fresh mmap()s, freed memory is kept (trim threshold 2 GiB, top pad

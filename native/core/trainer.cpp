@@ -59,7 +59,7 @@ Trainer::Trainer(Model::Impl& model, const TrainOptions& options) : model_(model
     tensor.set_requires_grad(!frozen);
     if (frozen) continue;
     const bool bias = item.key().size() >= 5 && item.key().compare(item.key().size() - 5, 5, ".bias") == 0;
-    const bool exempt = !options_.optimizer.decay_norm_and_bias && (bias || is_norm.count(tensor.unsafeGetTensorImpl()));
+    const bool exempt = options_.optimizer.exclude_norm_and_bias_from_weight_decay && (bias || is_norm.count(tensor.unsafeGetTensorImpl()));
     params_.push_back(Param{item.key(), tensor, exempt ? 0.0 : options_.optimizer.weight_decay});
   }
   if (!options_.class_weights.empty()) {
@@ -75,7 +75,7 @@ Trainer::Trainer(Model::Impl& model, const TrainOptions& options) : model_(model
     for (const auto& p : params_) trainable.emplace_back(p.name, p.tensor);
     ddp_ = std::make_unique<DataParallel>(options_.process_group, model_.net, trainable, options_.broadcast_buffers,
                                           options_.bucket_cap_bytes);
-    model_.engine.reset();  // rank 0's weights replaced these
+    model_.weights_changed();  // rank 0's weights replaced these
   }
 }
 
@@ -84,7 +84,7 @@ Trainer::~Trainer() = default;
 void Trainer::sync_buffers() {
   if (ddp_) {
     ddp_->sync_buffers();
-    model_.engine.reset();
+    model_.weights_changed();
   }
 }
 
@@ -98,7 +98,7 @@ at::Tensor Trainer::loss_of(const at::Tensor& logits, const at::Tensor& labels, 
 StepResult Trainer::step(const HostTensor& images, const HostTensor& labels, double lr, bool accumulate) {
   at::Tensor x = model_.images_on_device(images);
   at::Tensor y = model_.labels_on_device(labels, x.size(0));
-  model_.engine.reset();  // the weights are about to change
+  model_.weights_changed();  // they are about to
   TrainModeScope mode(model_.net, options_.freeze_batchnorm);
 
   if (!accumulating_) {

@@ -116,8 +116,9 @@ struct OptimizerOptions {
   double beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 0;
-  // false: BatchNorm weights and biases and every bias get no weight decay.
-  bool decay_norm_and_bias = true;
+  // BatchNorm weights and biases and every bias get no weight decay (torchvision's
+  // norm_weight_decay=0 / bias_weight_decay=0).
+  bool exclude_norm_and_bias_from_weight_decay = false;
 };
 
 struct TrainOptions {

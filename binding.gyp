@@ -8,6 +8,7 @@
     "libtorch_cuda": "<!(node scripts/find-libtorch.mjs --cuda)",
     "libtorch_onednn": "<!(node scripts/find-libtorch.mjs --onednn)",
     "libtorch_gloo": "<!(node scripts/find-libtorch.mjs --gloo)",
+    "libjpeg_turbo": "<!(node scripts/find-libtorch.mjs --jpeg)",
   },
   "targets": [
     {
@@ -22,14 +23,22 @@
         "native/core/trainer.cpp",
         "native/core/distributed.cpp",
         "native/core/data_parallel.cpp",
+        "native/core/network.cpp",
         "native/core/engine.cpp",
         "native/core/onednn_engine.cpp",
+        "native/core/onednn_fold.cpp",
+        "native/core/onednn_plan.cpp",
+        "native/core/onednn_arena.cpp",
+        "native/core/resample.cpp",
+        "native/core/jpeg_decode.cpp",
         "native/binding/addon.cc",
         "native/binding/model_wrap.cc",
         "native/binding/executor.cc",
         "native/binding/convert.cc",
         "native/binding/buffer_pool.cc",
         "native/binding/process_group_wrap.cc",
+        "native/binding/network_wrap.cc",
+        "native/binding/image_wrap.cc",
       ],
       "include_dirs": [
         "native/core",
@@ -46,7 +55,8 @@
       # node's common.gypi turns exceptions and RTTI off; LibTorch and node-addon-api need both.
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      # -ffp-contract=off: Pillow's resampler to the byte (native/core/resample.cpp; CMakeLists.txt).
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter", "-ffp-contract=off"],
       # --no-as-needed as TorchConfig.cmake does: LibTorch registers its operators in static
       # initializers, so a library the addon never calls directly must still be loaded.
       "libraries": [
@@ -75,6 +85,11 @@
           # After LibTorch's own include dirs: the stand-in for the dist-autograd header that
           # reducer.hpp includes is used only where LibTorch lacks it (Debian's libtorch-dev).
           "include_dirs": ["native/compat"],
+        }],
+        ["libjpeg_turbo==1", {
+          # The streaming data sets' JPEG fast path (CMakeLists.txt): libjpeg-turbo's libjpeg API.
+          "defines": ["RESNET_WITH_LIBJPEG_TURBO"],
+          "libraries": ["-ljpeg"],
         }],
         ["libtorch_onednn==1", {
           # The oneDNN inference engine, against the libdnnl LibTorch itself links (CMakeLists.txt).

@@ -1,14 +1,20 @@
 // The streaming pipeline against PyTorch's DataLoader, on the same 2 cores, on a folder of JPEGs of
-// ImageNet-like size (500x375, made here): RandomResizedCrop(224) + flip + normalise, batch 64.
-// Then decode-only rates per core (sharp vs PIL), and memory: RSS over 3 epochs of the 5,000-image
-// set, and for a 4x bigger set.
+// ImageNet-like size (500x375, made here): RandomResizedCrop(224) + flip + normalise, batch 64;
+// ours with the addon's JPEG path (the default when built with libjpeg-turbo) and with sharp.
+// Then per-core rates (decode only: sharp vs PIL; the addon's decode and its whole per-image
+// pipeline), and memory: RSS over 3 epochs of the 5,000-image set, and for a 4x bigger set.
 //   node --import=tsx bench/streaming.ts [--images 5000] [--big 20000] [--batches 40] [--dir DIR]
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
+import { hashSeed, Random } from '../lib/data/random.js';
+import { resolve } from '../lib/image/preprocess-options.ts';
+import { native } from '../lib/native.ts';
 import { StreamingDataset, T } from '../lib/stream/index.ts';
+import { randomResizedCropBox } from '../lib/stream/transforms.ts';
 import { python, runPython, waitForQuiet } from './util.ts';
 
 const { values } = parseArgs({
@@ -54,8 +60,8 @@ async function folder(count: number): Promise<string> {
 const transforms = () => [T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])];
 const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
 
-async function ours(root: string, batches: number): Promise<{ imagesPerSecond: number; images: number; seconds: number }> {
-  const data = await StreamingDataset.fromFolder(root, { transforms: transforms() });
+async function ours(root: string, batches: number, decoder: 'auto' | 'sharp'): Promise<{ imagesPerSecond: number; images: number; seconds: number }> {
+  const data = await StreamingDataset.fromFolder(root, { transforms: transforms(), decoder });
   const it = data.batches({ batchSize, shuffle: true, seed: 0, epoch: 0, dropLast: true });
   await it.next(); // workers started, first batch out
   const start = performance.now();
@@ -81,9 +87,42 @@ async function sharpDecodeOneCore(root: string, count: number): Promise<number> 
   return files.length / ((performance.now() - t0) / 1000);
 }
 
+/**
+ * The addon's JPEG path on this thread, one image at a time (file read included, as sharp's and
+ * PIL's decode rates include theirs): decode only (the whole image to floats, no resize), and the
+ * streaming worker's whole per-image work (header, RandomResizedCrop box, decode, crop, resize,
+ * flip, normalise).
+ */
+function nativeOneCore(root: string, count: number): { decodePerSecond: number; pipelinePerSecond: number } | null {
+  if (!native.jpegDecoderCompiled()) return null;
+  const files = readdirSync(join(root, 'class0')).slice(0, count).map((f) => join(root, 'class0', f));
+  const split = resolve({ mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }).tables;
+  const tables = new Float32Array(768);
+  split.forEach((t, c) => tables.set(t, c * 256));
+  let out = new Float32Array(3 * 224 * 224);
+  let t0 = performance.now();
+  for (const f of files) {
+    const bytes = readFileSync(f);
+    const info = native.jpegInfo(bytes)!;
+    if (out.length < 3 * info.width * info.height) out = new Float32Array(3 * info.width * info.height);
+    const whole: [number, number, number, number] = [0, 0, info.height, info.width];
+    native.decodeJpeg(bytes, { box: whole, resize: [info.height, info.width], window: whole, filter: 'bilinear', flip: false, tables }, out, 0);
+  }
+  const decodePerSecond = files.length / ((performance.now() - t0) / 1000);
+  t0 = performance.now();
+  for (const [k, f] of files.entries()) {
+    const bytes = readFileSync(f);
+    const info = native.jpegInfo(bytes)!;
+    const random = new Random(hashSeed(0, 0, k + 1));
+    const box = randomResizedCropBox(info.width, info.height, [0.08, 1], [3 / 4, 4 / 3], { uniform: (a, b) => random.uniform(a, b), randint: (a, b) => a + random.int(b - a) });
+    native.decodeJpeg(bytes, { box, resize: [224, 224], window: [0, 0, 224, 224], filter: 'bilinear', flip: random.next() < 0.5, tables }, out, 0);
+  }
+  return { decodePerSecond, pipelinePerSecond: files.length / ((performance.now() - t0) / 1000) };
+}
+
 /** Peak and per-epoch RSS of the main process over `epochs` epochs (workers share its address space). */
-async function memory(root: string, epochs: number): Promise<{ perEpochMiB: number[]; peakMiB: number }> {
-  const data = await StreamingDataset.fromFolder(root, { transforms: transforms() });
+async function memory(root: string, epochs: number, decoder: 'auto' | 'sharp' = 'auto'): Promise<{ perEpochMiB: number[]; peakMiB: number }> {
+  const data = await StreamingDataset.fromFolder(root, { transforms: transforms(), decoder });
   let peak = rssMiB();
   const timer = setInterval(() => (peak = Math.max(peak, rssMiB())), 100);
   const perEpoch: number[] = [];
@@ -100,13 +139,17 @@ const small = await folder(Number(values.images));
 const batches = Number(values.batches);
 console.error('waiting for a quiet machine ...');
 await waitForQuiet();
-const mine = await ours(small, batches);
+const mine = await ours(small, batches, 'auto');
+await waitForQuiet();
+const mineSharp = await ours(small, batches, 'sharp');
 await waitForQuiet();
 const theirs = runPython<{ imagesPerSecond: number; decodePerSecondOneCore: number; torch: string }>(
   'bench/torch_dataloader.py', ['--root', small, '--batches', String(batches), '--batch-size', String(batchSize), '--workers', '2'],
 );
 const sharpDecode = await sharpDecodeOneCore(small, 300);
+const nativeRates = nativeOneCore(small, 300);
 const mem = await memory(small, 3);
+const memSharp = await memory(small, 3, 'sharp');
 const bigRoot = await folder(Number(values.big));
 const bigMem = await memory(bigRoot, 1);
 const result = {
@@ -114,10 +157,15 @@ const result = {
   python,
   images: Number(values.images),
   batches,
+  jpegDecoderCompiled: native.jpegDecoderCompiled(),
   ours: mine,
+  oursSharp: mineSharp,
   pytorch: theirs,
   ratio: mine.imagesPerSecond / theirs.imagesPerSecond,
-  decodeOneCore: { sharp: sharpDecode, pil: theirs.decodePerSecondOneCore },
-  memory: { small: mem, big: { images: Number(values.big), ...bigMem } },
+  ratioSharp: mineSharp.imagesPerSecond / theirs.imagesPerSecond,
+  decodeOneCore: { sharp: sharpDecode, pil: theirs.decodePerSecondOneCore, native: nativeRates?.decodePerSecond ?? null },
+  nativePipelineOneCore: nativeRates?.pipelinePerSecond ?? null,
+  // The process has the addon loaded (as a training process has), with its malloc settings.
+  memory: { small: mem, smallSharp: memSharp, big: { images: Number(values.big), ...bigMem } },
 };
 console.log(JSON.stringify(result, null, 2));

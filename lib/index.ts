@@ -34,7 +34,7 @@ export {
 export { ResNet, type LoadStateDictOptions, type LoadStateDictResult, type StateDict, type InferenceEngineChoice, type InferenceEngineOptions } from './model.js';
 export type { CifarModelOptions, MemoryFormat, ModelOptions, Precision, ResNetConfig, ResNetSpecOptions } from './options.js';
 export { Tensor, dtypes, type DType, type TensorData, type TensorLike } from './tensor.js';
-export { cudaAvailable, cudaDeviceCount, cpuBfloat16Available, getNumThreads, allocatorTuning, libtorchVersion, onednnEngineCompiled, setNumThreads } from './runtime.js';
+export { cudaAvailable, cudaDeviceCount, cpuBfloat16Available, getNumThreads, allocatorTuning, jpegDecoderCompiled, libtorchVersion, onednnEngineCompiled, setNumThreads } from './runtime.js';
 export {
   AbortedError,
   DistributedError,

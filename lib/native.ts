@@ -69,6 +69,8 @@ native.setNumThreads(defaultThreads(native.getNumThreads()).threads);
 export type {
   NativeBinding,
   NativeEvalResult,
+  NativeJpegInfo,
+  NativeJpegTransform,
   NativeModel,
   NativeProcessGroup,
   NativeProcessGroupOptions,

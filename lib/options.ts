@@ -3,6 +3,7 @@
 import { randomInt } from 'node:crypto';
 import { type ArchitectureSpec, type BlockType, type ShortcutType, type StemType } from './architectures.js';
 import { InvalidArgumentError } from './errors.js';
+import { describeNetwork } from './features.js';
 import * as v from './validate.js';
 import type { ProgressOption } from './weights/progress.js';
 
@@ -115,25 +116,13 @@ function dilationFlags(value: unknown, stages: number): boolean[] {
   return value as boolean[];
 }
 
-/** The dilation each block of the network gets, walked exactly as torchvision's _make_layer. */
-function blockDilations(layers: readonly number[], flags: readonly boolean[]): number[] {
-  const out: number[] = [];
-  let dilation = 1;
-  layers.forEach((blocks, stage) => {
-    const previous = dilation;
-    if (stage > 0 && flags[stage - 1]) dilation *= 2;
-    out.push(previous);
-    for (let i = 1; i < blocks; i++) out.push(dilation);
-  });
-  return out;
-}
-
 function checkBlockCombination(config: ResNetConfig): void {
   if (config.block !== 'basic') return;
   if (config.groups !== 1 || config.widthPerGroup !== 64) {
     throw new InvalidArgumentError('BasicBlock only supports groups=1 and base_width=64');
   }
-  if (blockDilations(config.layers, config.replaceStrideWithDilation).some((d) => d > 1)) {
+  // The dilation each block gets is the network description's (native/core/network.cpp, torchvision's _make_layer).
+  if (describeNetwork(config).blocks.some((b) => b.dilation > 1)) {
     throw new InvalidArgumentError('Dilation > 1 not supported in BasicBlock');
   }
 }

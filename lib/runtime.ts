@@ -45,6 +45,14 @@ export function onednnEngineCompiled(): boolean {
 }
 
 /**
+ * True when this build has the streaming data sets' JPEG path (built when libjpeg-turbo's headers
+ * were found); otherwise their workers decode every image with sharp.
+ */
+export function jpegDecoderCompiled(): boolean {
+  return native.jpegDecoderCompiled();
+}
+
+/**
  * How the addon tuned the C allocator when it loaded: with glibc, blocks up to 32 MiB come from
  * the heap and freed memory is kept for reuse, so each training step reuses the previous step's
  * pages (resnet18 training steps +15-23% here; see BENCHMARKS.md). The process keeps its peak

@@ -4,13 +4,15 @@
 //   2. Torch_DIR (.../share/cmake/Torch) or CMAKE_PREFIX_PATH entries with share/cmake/Torch
 //   3. the LibTorch inside an installed PyTorch Python package ($PYTHON, python3, /usr/bin/python3)
 //   4. the system's LibTorch (Debian/Ubuntu: apt-get install libtorch-dev)
-// Usage: node scripts/find-libtorch.mjs --include-dirs | --lib-dir | --cuda | --onednn
+// Usage: node scripts/find-libtorch.mjs --include-dirs | --lib-dir | --cuda | --onednn | --gloo | --jpeg
 //   --include-dirs  the include dirs, space separated
 //   --lib-dir       the directory holding libtorch/libtorch_cpu/libc10
 //   --cuda          1 if that directory has libtorch_cuda, else 0
 //   --onednn        1 if libtorch_cpu links a shared libdnnl and oneDNN's headers are installed
-//   --gloo          1 if c10d's ProcessGroupGloo.hpp and Gloo's headers are there (distributed training)
 //                   (the oneDNN inference engine can be built, as in CMakeLists.txt), else 0
+//   --gloo          1 if c10d's ProcessGroupGloo.hpp and Gloo's headers are there (distributed training)
+//   --jpeg          1 if libjpeg-turbo's headers and library are installed (the streaming data sets'
+//                   JPEG fast path, as in CMakeLists.txt), else 0
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -96,6 +98,18 @@ function onednnBuildable(libDir) {
   }
 }
 
+// libjpeg-turbo (not IJG's libjpeg: its jconfig.h defines LIBJPEG_TURBO_VERSION), headers and
+// library, for the streaming data sets' JPEG decoder. Debian: libjpeg62-turbo-dev.
+function jpegBuildable() {
+  const triplet = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu', ppc64: 'powerpc64le-linux-gnu' }[arch];
+  const includeDirs = ['/usr/include', '/usr/local/include'];
+  if (!includeDirs.some((dir) => existsSync(path.join(dir, 'jpeglib.h')))) return false;
+  const jconfig = includeDirs.flatMap((dir) => [path.join(dir, 'jconfig.h'), ...(triplet ? [path.join(dir, triplet, 'jconfig.h')] : [])]).find((file) => existsSync(file));
+  if (!jconfig || !/#define LIBJPEG_TURBO_VERSION\b/.test(readFileSync(jconfig, 'utf8'))) return false;
+  const libDirs = ['/usr', '/usr/local'].flatMap((prefix) => [triplet && `${prefix}/lib/${triplet}`, `${prefix}/lib64`, `${prefix}/lib`]).filter(Boolean);
+  return libDirs.some((dir) => existsSync(path.join(dir, `libjpeg.${soExt}`)));
+}
+
 function fail(message) {
   console.error(`libtorch-resnet: ${message}`);
   process.exit(1);
@@ -122,6 +136,9 @@ switch (process.argv[2]) {
     console.log(has('gloo/context.h') && has('torch/csrc/distributed/c10d/ProcessGroupGloo.hpp') ? 1 : 0);
     break;
   }
+  case '--jpeg':
+    console.log(jpegBuildable() ? 1 : 0);
+    break;
   default:
-    fail('usage: node scripts/find-libtorch.mjs --include-dirs | --lib-dir | --cuda | --onednn | --gloo');
+    fail('usage: node scripts/find-libtorch.mjs --include-dirs | --lib-dir | --cuda | --onednn | --gloo | --jpeg');
 }

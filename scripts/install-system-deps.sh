@@ -4,13 +4,14 @@
 #   libgloo-dev           the Gloo headers that c10d's ProcessGroupGloo.hpp includes (distributed training)
 #   libopenblas0-pthread  a fast BLAS for LibTorch (the reference BLAS is ~40x slower)
 #   libdnnl-dev           oneDNN headers, the same 2.6 library LibTorch links, for the CPU inference engine
+#   libjpeg62-turbo-dev   libjpeg-turbo's headers (the decoder Pillow links), for the streaming data sets' JPEG fast path
 #   python3-torchvision   PyTorch + torchvision for the parity fixtures (system Python only)
 #   dataset-fashion-mnist the real Fashion-MNIST IDX files, for the demo
 #   cmake, g++, make      the native build toolchain
 # Packages already present are left alone; apt-get update runs only when something is missing.
 set -euo pipefail
 
-PACKAGES=(libtorch-dev libgloo-dev libopenblas0-pthread libdnnl-dev python3-torch python3-torchvision dataset-fashion-mnist cmake g++ make)
+PACKAGES=(libtorch-dev libgloo-dev libopenblas0-pthread libdnnl-dev libjpeg62-turbo-dev python3-torch python3-torchvision dataset-fashion-mnist cmake g++ make)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -200,7 +200,9 @@ const bad: Array<[string, unknown, string]> = [
   ['a negative lr', { optimizer: { type: 'sgd', lr: -1 } }, 'Expected non-negative number for optimizer.lr but received -1 of type number'],
   ['class weights of the wrong length', { optimizer: { type: 'sgd', lr: 0.1 }, loss: { classWeights: [1, 2] } }, 'Expected an array of 4 non-negative numbers for loss.classWeights but received [ 1, 2 ] of type object'],
   ['an unknown stage', { optimizer: { type: 'sgd', lr: 0.1 }, freezeUpTo: 'layer4' }, "Expected one of 'stem', 'layer1', 'layer2', 'layer3' for freezeUpTo but received 'layer4' of type string"],
-  ['an unknown option', { optimizer: { type: 'sgd', lr: 0.1 }, epochs: 3 }, "Unknown option 'epochs' for trainer; expected one of: optimizer, loss, schedule, clipGradNorm, freeze, freezeUpTo, freezeBatchNorm"],
+  ['an unknown option', { optimizer: { type: 'sgd', lr: 0.1 }, epochs: 3 }, "Unknown option 'epochs' for trainer; expected one of: optimizer, loss, schedule, clipGradNorm, freeze, freezeUpTo, freezeBatchNorm, distributed"],
+  ['a distributed group that is not one', { optimizer: { type: 'sgd', lr: 0.1 }, distributed: { group: 'tcp://x:1' } }, "Expected a ProcessGroup from initProcessGroup() for distributed.group but received 'tcp://x:1' of type string"],
+  ['a distributed group of null', { optimizer: { type: 'sgd', lr: 0.1 }, distributed: { group: null } }, 'Expected a ProcessGroup from initProcessGroup() for distributed.group but received null of type null'],
 ];
 
 for (const [title, value, message] of bad) {

@@ -32,6 +32,39 @@ export interface NativeSpec {
   inChannels: number;
 }
 
+/**
+ * One layer of the network's description (native/core/network.h), in execution order. `name`: the
+ * state-dict prefix for conv, bn and fc ('layer2.0.downsample.0'); torchvision's module path for the
+ * others ('relu', 'layer1.0.relu', 'maxpool', 'avgpool'; 'layer1.0.add'). Values: 'x' the running
+ * value, 'out' a block's residual branch, 'identity' its projected shortcut.
+ */
+export interface NativeLayer {
+  kind: 'conv' | 'bn' | 'relu' | 'maxpool' | 'add' | 'avgpool' | 'fc';
+  name: string;
+  input: 'x' | 'out' | 'identity';
+  output: 'x' | 'out' | 'identity';
+  inChannels: number;
+  outChannels: number;
+  /** conv and maxpool; add with zeroPad: the subsampling stride. */
+  kernel?: number;
+  stride?: number;
+  padding?: number;
+  /** conv only. */
+  dilation?: number;
+  groups?: number;
+  /** add only: option A's shortcut (input subsampled by `stride`, `padFront` zero channels before it). */
+  zeroPad?: boolean;
+  padFront?: number;
+}
+
+/** The network a spec describes: its layers, and which of them each residual block and each feature stage spans ([first, end)). */
+export interface NativeNetworkDescription {
+  layers: NativeLayer[];
+  blocks: Array<{ name: string; first: number; end: number; inChannels: number; outChannels: number; stride: number; dilation: number }>;
+  /** 'stem', 'layer1' ... 'layerN', 'pool': output stride (input pixels per position) and channels. */
+  stages: Array<{ name: string; first: number; end: number; stride: number; channels: number }>;
+}
+
 export interface NativeTrainOptions {
   optimizer: {
     type: 'sgd' | 'adamw';
@@ -119,8 +152,35 @@ export interface NativeModel {
   readonly disposed: boolean;
 }
 
+/** A JPEG's header: the upright size (after the EXIF orientation), and whether decodeJpeg takes it. */
+export interface NativeJpegInfo {
+  width: number;
+  height: number;
+  /** EXIF orientation, 1-8. */
+  orientation: number;
+  components: number;
+  /** 8-bit grayscale, YCbCr or RGB (CMYK and YCCK are not). */
+  decodable: boolean;
+}
+
+/**
+ * What decodeJpeg computes from the upright image: the box [top, left, height, width] is cropped,
+ * resized to `resize` [height, width] with Pillow's filter, and the window [top, left, height,
+ * width] of the result is normalised through `tables` (3 x 256 floats), mirrored when `flip`.
+ */
+export interface NativeJpegTransform {
+  box: [number, number, number, number];
+  resize: [number, number];
+  window: [number, number, number, number];
+  filter: 'bilinear' | 'bicubic' | 'lanczos';
+  flip: boolean;
+  tables: Float32Array;
+}
+
 export interface NativeBinding {
   createModel(spec: NativeSpec, device: string, seed: number): Promise<NativeModel>;
+  /** The network `spec` describes, layer by layer (synchronous). Throws for a spec that describes none. */
+  describeNetwork(spec: NativeSpec): NativeNetworkDescription;
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
   cudaCompiled(): boolean;
@@ -137,4 +197,19 @@ export interface NativeBinding {
   createProcessGroup(options: NativeProcessGroupOptions): Promise<NativeProcessGroup>;
   /** The process group backends this build has. */
   distributedBackends(): Array<'gloo' | 'nccl'>;
+  /** True when the addon was built with libjpeg-turbo (the streaming data sets' JPEG fast path). */
+  jpegDecoderCompiled(): boolean;
+  /** A JPEG's header, or null when the bytes do not start as a JPEG; throws for a broken header. */
+  jpegInfo(bytes: Uint8Array): NativeJpegInfo | null;
+  /**
+   * Decodes (libjpeg-turbo, EXIF orientation applied), crops, resizes (Pillow's arithmetic),
+   * mirrors and normalises into out[offset ...] (3 x window height x window width floats), on the
+   * calling thread. Throws an Error with a code for a corrupt or truncated JPEG.
+   */
+  decodeJpeg(bytes: Uint8Array, transform: NativeJpegTransform, out: Float32Array, offset: number): void;
+  /**
+   * A copy of `src` in an ordinary ArrayBuffer whose memory, once the copy is garbage-collected,
+   * is kept for the next copy of the same size (already mapped: no page faults).
+   */
+  copyToPooled(src: Float32Array): Float32Array;
 }

@@ -166,13 +166,20 @@ function cropStart(n: number, crop: number): number {
   return crop > n ? -Math.floor((crop - n) / 2) : roundHalfEven((n - crop) / 2);
 }
 
+/**
+ * torchvision's Resize(resize) + CenterCrop(crop) of a width x height image: the resized size, and
+ * where the crop starts in it (negative along an axis where the crop is larger and pads).
+ */
+export function centerCropGeometry(width: number, height: number, resize: number, crop: number): { resizedWidth: number; resizedHeight: number; startX: number; startY: number } {
+  const [resizedWidth, resizedHeight] = resizedSize(width, height, resize);
+  return { resizedWidth, resizedHeight, startX: cropStart(resizedWidth, crop), startY: cropStart(resizedHeight, crop) };
+}
+
 /** Resizes, crops and normalises one decoded image into out[offset ...] (3 x crop x crop). */
 async function transform(pixels: Pixels, o: Resolved, out: Float32Array, offset: number): Promise<void> {
   const { width, height } = pixels;
   const { crop } = o;
-  const [outWidth, outHeight] = resizedSize(width, height, o.resize);
-  const startX = cropStart(outWidth, crop);
-  const startY = cropStart(outHeight, crop);
+  const { resizedWidth: outWidth, resizedHeight: outHeight, startX, startY } = centerCropGeometry(width, height, o.resize, crop);
   const win: Window = {
     x0: Math.max(0, startX),
     x1: Math.min(outWidth, startX + crop),

@@ -2,18 +2,30 @@
 // pipeline (lib/stream/transforms.ts) and writes the normalised C x H x W floats into the batch's
 // shared memory. Randomness comes from (seed, epoch, sample index): a sample gets the same crop
 // whichever worker takes it and whenever.
+//
+// Two decoders. A JPEG (8-bit grayscale, YCbCr or RGB) goes through the addon when it was built
+// with libjpeg-turbo: decode, crop, Pillow's resize, flip and normalisation in one synchronous
+// call on this thread (native/core/jpeg_decode.cpp), about 3x cheaper than a sharp pipeline and
+// Pillow's bytes exactly. Everything else (PNG, WebP, CMYK JPEGs, a CenterCrop that pads) goes
+// through sharp as before. Both draw the same random numbers in the same order, so the boxes and
+// flips do not depend on the decoder.
 import { readFile } from 'node:fs/promises';
 import { parentPort, workerData } from 'node:worker_threads';
+import type { NativeBinding } from '../../types/native.js';
 import { randomErase } from '../data/augment.js';
 import { hashSeed, Random } from '../data/random.js';
 import sharp from 'sharp';
-import { checkPixels, decodeRgb, resizeCropNormalize, resizeRgb, sharpKernel, type Pixels } from '../image/preprocess.js';
+import { centerCropGeometry, checkPixels, decodeRgb, resizeCropNormalize, resizeRgb, sharpKernel, type Pixels } from '../image/preprocess.js';
 import { resolve } from '../image/preprocess-options.js';
-import { randomResizedCropBox, type Pipeline } from './transforms.js';
+import { randomResizedCropBox, type Draws, type Pipeline } from './transforms.js';
+
+/** 'auto': JPEGs through the addon's libjpeg-turbo path when it has one; 'sharp': every image through sharp. */
+export type StreamDecoder = 'auto' | 'sharp';
 
 export interface StreamWorkerData {
   pipeline: Pipeline;
   maxPixels: number;
+  decoder: StreamDecoder;
 }
 
 export interface StreamTask {
@@ -31,11 +43,14 @@ export interface StreamTask {
 
 export type StreamReply = { id: number; ms: number } | { id: number; error: string };
 
-const { pipeline, maxPixels } = workerData as StreamWorkerData;
+const { pipeline, maxPixels, decoder } = workerData as StreamWorkerData;
 const [outHeight, outWidth] = pipeline.size;
 const plane = outHeight * outWidth;
 const { mean, std } = pipeline.normalize;
 const tables = resolve({ mean, std }).tables;
+/** The three tables end to end, as the addon takes them. */
+const packedTables = new Float32Array(3 * 256);
+tables.forEach((table, c) => packedTables.set(table, c * 256));
 const evalOptions = pipeline.crop ? null : resolve({ crop: outHeight, mean, std, interpolation: pipeline.resize?.interpolation ?? 'bilinear' });
 const erasing = pipeline.erasing && {
   p: pipeline.erasing.p,
@@ -43,6 +58,62 @@ const erasing = pipeline.erasing && {
   logRatio: [Math.log(pipeline.erasing.ratio[0]), Math.log(pipeline.erasing.ratio[1])] as const,
   value: pipeline.erasing.value,
 };
+
+/**
+ * The addon, loaded in this worker (it keeps its state per thread), when it has the JPEG decoder;
+ * null when declined, built without libjpeg-turbo, or not built at all: sharp then decodes all.
+ */
+async function loadJpegDecoder(): Promise<NativeBinding | null> {
+  if (decoder === 'sharp') return null;
+  try {
+    const { native } = await import('../native.js');
+    return native.jpegDecoderCompiled() ? native : null;
+  } catch {
+    return null;
+  }
+}
+const jpeg = await loadJpegDecoder();
+
+/** get_params' draws from this sample's generator. */
+function drawsOf(random: Random): Draws {
+  return { uniform: (low, high) => random.uniform(low, high), randint: (low, high) => low + random.int(high - low) };
+}
+
+/**
+ * The whole pipeline but erasing for a JPEG the addon decodes, into out[0 ...]; false (nothing
+ * drawn, nothing written) when it is not one: then the sharp path takes the image.
+ */
+function nativePipeline(bytes: Uint8Array, random: Random, out: Float32Array): boolean {
+  const header = jpeg!.jpegInfo(bytes);
+  if (!header?.decodable) return false;
+  checkPixels(header.width, header.height, maxPixels);
+  if (pipeline.crop) {
+    const { scale, ratio, interpolation } = pipeline.crop;
+    const box = randomResizedCropBox(header.width, header.height, scale, ratio, drawsOf(random));
+    const flip = pipeline.flip !== undefined && random.next() < pipeline.flip;
+    jpeg!.decodeJpeg(bytes, { box, resize: [outHeight, outWidth], window: [0, 0, outHeight, outWidth], filter: interpolation, flip, tables: packedTables }, out, 0);
+    return true;
+  }
+  // Resize (the shorter side; without it the image keeps its size) + CenterCrop, when the crop
+  // lies inside the resized image (one that pads takes the general path).
+  const g = centerCropGeometry(header.width, header.height, pipeline.resize?.size ?? Math.min(header.width, header.height), outHeight);
+  if (g.startX < 0 || g.startY < 0 || g.startX + outWidth > g.resizedWidth || g.startY + outHeight > g.resizedHeight) return false;
+  const flip = pipeline.flip !== undefined && random.next() < pipeline.flip;
+  jpeg!.decodeJpeg(
+    bytes,
+    {
+      box: [0, 0, header.height, header.width],
+      resize: [g.resizedHeight, g.resizedWidth],
+      window: [g.startY, g.startX, outHeight, outWidth],
+      filter: pipeline.resize?.interpolation ?? 'bilinear',
+      flip,
+      tables: packedTables,
+    },
+    out,
+    0,
+  );
+  return true;
+}
 
 /** Rows top .. top+h, columns left .. left+w of interleaved RGB: PIL's Image.crop. */
 function crop(pixels: Pixels, top: number, left: number, h: number, w: number): Pixels {
@@ -58,7 +129,7 @@ function crop(pixels: Pixels, top: number, left: number, h: number, w: number): 
  */
 async function randomResizedCrop(bytes: Uint8Array, random: Random): Promise<Uint8Array> {
   const { scale, ratio, interpolation } = pipeline.crop!;
-  const draws = { uniform: (low: number, high: number) => random.uniform(low, high), randint: (low: number, high: number) => low + random.int(high - low) };
+  const draws = drawsOf(random);
   const header = await sharp(bytes, { failOn: 'error', limitInputPixels: false }).metadata();
   checkPixels(header.width, header.height, maxPixels);
   if ((header.space === 'srgb' || header.space === 'b-w') && header.depth === 'uchar' && header.width && header.height) {
@@ -78,10 +149,8 @@ async function randomResizedCrop(bytes: Uint8Array, random: Random): Promise<Uin
   return resizeRgb(crop(pixels, top, left, h, w), outWidth, outHeight, interpolation);
 }
 
-async function run(task: StreamTask): Promise<void> {
-  const bytes = task.bytes ?? (await readFile(task.file!));
-  const random = new Random(hashSeed(task.seed, task.epoch, task.index + 1));
-  const out = new Float32Array(task.out, task.offset * 4, 3 * plane);
+/** The pipeline but erasing through sharp (and Pillow's arithmetic for enlargements), into out[0 ...]. */
+async function sharpPipeline(bytes: Uint8Array, random: Random, out: Float32Array): Promise<void> {
   if (pipeline.crop) {
     const rgb = await randomResizedCrop(bytes, random);
     const flip = pipeline.flip !== undefined && random.next() < pipeline.flip;
@@ -103,6 +172,13 @@ async function run(task: StreamTask): Promise<void> {
       for (let c = 0; c < 3; c++) for (let y = 0; y < outHeight; y++) out.subarray(c * plane + y * outWidth, c * plane + (y + 1) * outWidth).reverse();
     }
   }
+}
+
+async function run(task: StreamTask): Promise<void> {
+  const bytes = task.bytes ?? (await readFile(task.file!));
+  const random = new Random(hashSeed(task.seed, task.epoch, task.index + 1));
+  const out = new Float32Array(task.out, task.offset * 4, 3 * plane);
+  if (!(jpeg && nativePipeline(bytes, random, out))) await sharpPipeline(bytes, random, out);
   if (erasing) randomErase(out, 0, 3, outHeight, outWidth, erasing, random);
 }
 

@@ -1,7 +1,8 @@
 // A data set that stays on disk: each batch's images are read, decoded and transformed by a pool
-// of worker threads (sharp/libvips underneath) into the batch's shared memory, `prefetch` batches
-// ahead of the consumer, so memory stays flat whatever the data set's size. It is a BatchSource:
-// fit() and evaluate() take it as they take an in-memory ImageDataset.
+// of worker threads (JPEGs by the addon's libjpeg-turbo path, other images by sharp) into the
+// batch's shared memory, `prefetch` batches ahead of the consumer, so memory stays flat whatever
+// the data set's size. It is a BatchSource: fit() and evaluate() take it as they take an
+// in-memory ImageDataset.
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import type { Batch } from '../data/batch-iterator.js';
@@ -13,7 +14,7 @@ import { Tensor } from '../tensor.js';
 import * as v from '../validate.js';
 import { startWorker, terminateAll } from '../worker-start.js';
 import { folderSource, webDatasetSource, type Sample, type SampleSource } from './sources.js';
-import type { StreamReply, StreamTask, StreamWorkerData } from './stream-worker.js';
+import type { StreamDecoder, StreamReply, StreamTask, StreamWorkerData } from './stream-worker.js';
 import { toPipeline, type Pipeline, type Transform } from './transforms.js';
 
 export interface StreamingOptions {
@@ -21,7 +22,12 @@ export interface StreamingOptions {
   transforms: Transform[];
   /** Worker threads. Default: the CPUs. */
   workers?: number;
-  /** Images each worker decodes at once. Default 4. */
+  /**
+   * Images queued per worker. Default 16: the addon's JPEG path decodes synchronously, one image
+   * at a time, and a deep queue keeps a worker busy through the main thread's pauses (garbage
+   * collection, the batch copy): 1,590-1,680 images/s against 1,430-1,470 with 4 (BENCHMARKS.md,
+   * "Streaming").
+   */
   perWorker?: number;
   /** Batches prepared ahead of the consumer. Default 2. */
   prefetch?: number;
@@ -29,6 +35,12 @@ export interface StreamingOptions {
   onBadSample?: 'error' | 'skip';
   /** Largest image accepted, in pixels (Pillow's decompression-bomb limit by default). */
   maxPixels?: number;
+  /**
+   * 'auto' (default): JPEGs are decoded, cropped and resized by the addon (libjpeg-turbo and
+   * Pillow's resampler, Pillow's bytes exactly) when it was built with libjpeg-turbo, other images
+   * by sharp; 'sharp': every image by sharp (libvips' resampler for reductions, close to Pillow's).
+   */
+  decoder?: StreamDecoder;
 }
 
 export interface StreamBatchOptions {
@@ -64,7 +76,33 @@ export interface StreamStats {
   waitSeconds: number;
 }
 
-const optionNames = ['transforms', 'workers', 'perWorker', 'prefetch', 'onBadSample', 'maxPixels'];
+/**
+ * The batch copy of the main thread: into memory the addon recycles (pre-faulted; a 38 MB batch
+ * takes 2.6 ms instead of 20), or a plain copy when the addon cannot be loaded or cannot hand out
+ * external memory (runtimes with V8's sandbox refuse external ArrayBuffers).
+ */
+let pooledCopy: Promise<((src: Float32Array) => Float32Array) | null> | undefined;
+function loadPooledCopy(): Promise<((src: Float32Array) => Float32Array) | null> {
+  pooledCopy ??= import('../native.js').then(
+    ({ native }) => {
+      let usable = true;
+      return (src: Float32Array) => {
+        if (usable) {
+          try {
+            return native.copyToPooled(src);
+          } catch {
+            usable = false;
+          }
+        }
+        return new Float32Array(src);
+      };
+    },
+    () => null,
+  );
+  return pooledCopy;
+}
+
+const optionNames = ['transforms', 'workers', 'perWorker', 'prefetch', 'onBadSample', 'maxPixels', 'decoder'];
 
 interface Slot {
   worker: Worker;
@@ -89,6 +127,7 @@ export class StreamingDataset {
   readonly #prefetch: number;
   readonly #skip: boolean;
   readonly #maxPixels: number;
+  readonly #decoder: StreamDecoder;
   #slots: Slot[] = [];
   #jobs = new Map<number, Job>();
   /** Tasks waiting for a worker with room: at most perWorker images are decoded per worker at once. */
@@ -103,10 +142,11 @@ export class StreamingDataset {
     this.#pipeline = toPipeline(options.transforms);
     this.imageShape = Object.freeze([3, ...this.#pipeline.size]) as readonly [number, number, number];
     this.#workers = v.positiveInteger('workers', options.workers ?? availableParallelism());
-    this.#perWorker = v.positiveInteger('perWorker', options.perWorker ?? 4);
+    this.#perWorker = v.positiveInteger('perWorker', options.perWorker ?? 16);
     this.#prefetch = v.positiveInteger('prefetch', options.prefetch ?? 2);
     this.#skip = v.oneOf('onBadSample', options.onBadSample ?? 'error', ['error', 'skip'] as const) === 'skip';
     this.#maxPixels = v.positiveInteger('maxPixels', options.maxPixels ?? defaultMaxPixels);
+    this.#decoder = v.oneOf('decoder', options.decoder ?? 'auto', ['auto', 'sharp'] as const);
   }
 
   /** Whether batches() takes `indices` (a folder: yes; WebDataset shards, read in sequence: no, use `shard`). */
@@ -142,7 +182,7 @@ export class StreamingDataset {
   }
 
   #spawn(): Slot {
-    const data: StreamWorkerData = { pipeline: this.#pipeline, maxPixels: this.#maxPixels };
+    const data: StreamWorkerData = { pipeline: this.#pipeline, maxPixels: this.#maxPixels, decoder: this.#decoder };
     const slot: Slot = { worker: startWorker('stream-worker', import.meta.url, { workerData: data }), busy: 0 };
     slot.worker.unref();
     slot.worker.on('message', (reply: StreamReply) => {
@@ -247,18 +287,20 @@ export class StreamingDataset {
 
     // The workers write into shared buffers, reused batch after batch: each batch is handed out as
     // a copy in an ordinary buffer. (Fresh 38 MB SharedArrayBuffers per batch piled up to a
-    // gigabyte before V8 collected them; ordinary ones are collected as they go.)
+    // gigabyte before V8 collected them; ordinary ones are collected as they go.) The copy goes
+    // into memory the addon recycles (loadPooledCopy): into fresh memory, its page faults made it
+    // the main thread's largest cost, a third of a core at 1,100 images/s.
     const spare: SharedArrayBuffer[] = [];
     /** Fills one batch: each slot takes samples until one decodes (skip) or the first fails (error). */
     const build = async (): Promise<Batch | null> => {
       const out = spare.pop() ?? new SharedArrayBuffer(batchSize * imageFloats * 4);
       try {
-        return await fillBatch(out);
+        return await fillBatch(out, await loadPooledCopy());
       } finally {
         spare.push(out);
       }
     };
-    const fillBatch = async (out: SharedArrayBuffer): Promise<Batch | null> => {
+    const fillBatch = async (out: SharedArrayBuffer, copy: ((src: Float32Array) => Float32Array) | null): Promise<Batch | null> => {
       const labels: number[] = [];
       const indices: number[] = [];
       const fill = async (slot: number): Promise<boolean> => {
@@ -300,9 +342,12 @@ export class StreamingDataset {
       const kept = filled.flatMap((ok, slot) => (ok ? [slot] : []));
       if (kept.length === 0 || (dropLast && kept.length < batchSize)) return null;
       const shared = new Float32Array(out);
-      const images = new Float32Array(kept.length * imageFloats);
-      if (kept.length === batchSize) images.set(shared);
-      else kept.forEach((slot, k) => images.set(shared.subarray(slot * imageFloats, (slot + 1) * imageFloats), k * imageFloats));
+      let images: Float32Array;
+      if (kept.length === batchSize) images = copy ? copy(shared) : new Float32Array(shared);
+      else {
+        images = new Float32Array(kept.length * imageFloats);
+        kept.forEach((slot, k) => images.set(shared.subarray(slot * imageFloats, (slot + 1) * imageFloats), k * imageFloats));
+      }
       stats.images += kept.length;
       return {
         images: new Tensor(images, [kept.length, 3, height, width]),

@@ -4,7 +4,9 @@
 #include "addon_data.h"
 #include "convert.h"
 #include "distributed.h"
+#include "image_wrap.h"
 #include "model_wrap.h"
+#include "network_wrap.h"
 #include "process_group_wrap.h"
 #include "runtime.h"
 #include "types.h"
@@ -88,6 +90,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createProcessGroup", Napi::Function::New<ProcessGroupWrap::Create>(env, "createProcessGroup"));
   exports.Set("distributedBackends", Napi::Function::New<DistributedBackends>(env, "distributedBackends"));
   exports.Set("parallelInfo", Napi::Function::New<ParallelInfo>(env, "parallelInfo"));
+  RegisterImageFunctions(env, exports);
+  RegisterNetworkFunctions(env, exports);
   return exports;
 }
 

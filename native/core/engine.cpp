@@ -1,4 +1,5 @@
 #include "engine.h"
+#include "network.h"
 
 #include <torch/csrc/jit/api/module.h>
 #include <torch/script.h>
@@ -20,95 +21,66 @@ std::string attr(const std::string& state_name) {
   return out;
 }
 
-// Emits TorchScript for the same network resnet.cpp builds, layer for layer.
+// Emits TorchScript for the network's description, layer for layer (the same list resnet.cpp
+// builds its modules from). Values are the description's: x, out, identity.
 class SourceWriter {
  public:
-  explicit SourceWriter(const ResNetSpec& spec) : spec_(spec) {}
+  explicit SourceWriter(const ResNetSpec& spec) : net_(describe(spec)) {}
 
   std::string write() {
     out_ << "def forward(self, x: Tensor) -> Tensor:\n";
-    if (spec_.stem == Stem::ImageNet) {
-      conv("x", "x", "conv1", 2, 3, 1, 1);
-    } else {
-      conv("x", "x", "conv1", 1, 1, 1, 1);
-    }
-    bn("x", "x", "bn1");
-    line("x = torch.relu(x)");
-    if (spec_.stem == Stem::ImageNet) line("x = torch.max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], False)");
-    for_each_block(spec_, [this](const BlockLayout& b) { block(b); });
-    line("x = torch.adaptive_avg_pool2d(x, [1, 1])");
-    line("x = torch.flatten(x, 1)");
-    line("return torch.linear(x, self.fc_weight, self.fc_bias)");
+    for (const Layer& l : net_.layers) layer(l);
     return out_.str();
   }
 
  private:
   void line(const std::string& code) { out_ << "    " << code << "\n"; }
 
-  void conv(const std::string& to, const std::string& from, const std::string& name, int64_t stride,
-            int64_t padding, int64_t dilation, int64_t groups) {
+  void layer(const Layer& l) {
+    const std::string to = value_name(l.output);
+    const std::string from = value_name(l.input);
     std::ostringstream s;
-    s << to << " = torch.conv2d(" << from << ", self." << attr(name + ".weight") << ", None, [" << stride << ", "
-      << stride << "], [" << padding << ", " << padding << "], [" << dilation << ", " << dilation << "], " << groups
-      << ")";
+    switch (l.kind) {
+      case LayerKind::Conv:
+        s << to << " = torch.conv2d(" << from << ", self." << attr(l.name + ".weight") << ", None, [" << l.stride
+          << ", " << l.stride << "], [" << l.padding << ", " << l.padding << "], [" << l.dilation << ", "
+          << l.dilation << "], " << l.groups << ")";
+        break;
+      case LayerKind::BatchNorm: {
+        const std::string n = "self." + attr(l.name);
+        s << to << " = torch.batch_norm(" << from << ", " << n << "_weight, " << n << "_bias, " << n
+          << "_running_mean, " << n << "_running_var, False, 0.1, 1e-05, False)";
+        break;
+      }
+      case LayerKind::ReLU:
+        s << to << " = torch.relu(" << from << ")";
+        break;
+      case LayerKind::MaxPool:
+        s << to << " = torch.max_pool2d(" << from << ", [" << l.kernel << ", " << l.kernel << "], [" << l.stride
+          << ", " << l.stride << "], [" << l.padding << ", " << l.padding << "], [1, 1], False)";
+        break;
+      case LayerKind::Add:
+        if (l.add == AddKind::ZeroPad) {
+          const int64_t extra = l.out_channels - l.in_channels;
+          s << to << " = " << to << " + torch.constant_pad_nd(" << from << "[:, :, ::" << l.stride << ", ::"
+            << l.stride << "], [0, 0, 0, 0, " << l.pad_front << ", " << extra - l.pad_front << "], 0.0)";
+        } else {
+          s << to << " = " << to << " + " << from;
+        }
+        break;
+      case LayerKind::AvgPool:
+        line(to + " = torch.adaptive_avg_pool2d(" + from + ", [1, 1])");
+        s << to << " = torch.flatten(" << to << ", 1)";
+        break;
+      case LayerKind::Linear:
+        s << "return torch.linear(" << from << ", self." << attr(l.name + ".weight") << ", self."
+          << attr(l.name + ".bias") << ")";
+        break;
+    }
     line(s.str());
   }
 
-  void bn(const std::string& to, const std::string& from, const std::string& name) {
-    const std::string n = attr(name);
-    line(to + " = torch.batch_norm(" + from + ", self." + n + "_weight, self." + n + "_bias, self." + n +
-         "_running_mean, self." + n + "_running_var, False, 0.1, 1e-05, False)");
-  }
-
-  void block(const BlockLayout& b) {
-    const std::string& p = b.prefix;
-    const int64_t stride = b.stride;
-    const int64_t dilation = b.dilation;
-    if (spec_.block == BlockKind::Basic) {
-      conv("out", "x", p + ".conv1", stride, dilation, dilation, 1);
-      bn("out", "out", p + ".bn1");
-      line("out = torch.relu(out)");
-      conv("out", "out", p + ".conv2", 1, dilation, dilation, 1);
-      bn("out", "out", p + ".bn2");
-    } else {
-      conv("out", "x", p + ".conv1", 1, 0, 1, 1);
-      bn("out", "out", p + ".bn1");
-      line("out = torch.relu(out)");
-      conv("out", "out", p + ".conv2", stride, dilation, dilation, spec_.groups);
-      bn("out", "out", p + ".bn2");
-      line("out = torch.relu(out)");
-      conv("out", "out", p + ".conv3", 1, 0, 1, 1);
-      bn("out", "out", p + ".bn3");
-    }
-    const bool changes = b.changes_shape;
-    switch (spec_.shortcut) {
-      case Shortcut::None:
-        line("x = torch.relu(out)");
-        return;
-      case Shortcut::Projection:
-        if (changes) {
-          conv("identity", "x", p + ".downsample.0", stride, 0, 1, 1);
-          bn("identity", "identity", p + ".downsample.1");
-          line("x = torch.relu(out + identity)");
-        } else {
-          line("x = torch.relu(out + x)");
-        }
-        return;
-      case Shortcut::ZeroPad:
-        if (changes) {
-          const int64_t extra = b.out_channels - b.inplanes;
-          std::ostringstream s;
-          s << "x = torch.relu(out + torch.constant_pad_nd(x[:, :, ::" << stride << ", ::" << stride
-            << "], [0, 0, 0, 0, " << extra / 2 << ", " << extra - extra / 2 << "], 0.0))";
-          line(s.str());
-        } else {
-          line("x = torch.relu(out + x)");
-        }
-        return;
-    }
-  }
-
-  const ResNetSpec& spec_;
+  NetworkDescription net_;
   std::ostringstream out_;
 };
 
@@ -133,7 +105,6 @@ class TorchScriptEngine final : public InferenceEngine {
   }
 
   at::Tensor forward(const at::Tensor& x) override { return module_.forward({x}).toTensor(); }
-  const char* kind() const override { return "torchscript"; }
 
  private:
   torch::jit::Module module_;
@@ -147,33 +118,6 @@ std::string torchscript_source(const ResNetSpec& spec) { return SourceWriter(spe
 
 std::unique_ptr<InferenceEngine> make_torchscript_engine(const ResNetSpec& spec, const NamedState& state) {
   return std::make_unique<TorchScriptEngine>(spec, state);
-}
-
-void for_each_block(const ResNetSpec& spec, const std::function<void(const BlockLayout&)>& visit) {
-  const int64_t expansion = spec.block == BlockKind::Basic ? 1 : 4;
-  int64_t inplanes = spec.widths[0];
-  int64_t dilation = 1;
-  for (size_t s = 0; s < spec.widths.size(); ++s) {
-    const int64_t planes = spec.widths[s];
-    int64_t stride = s == 0 ? 1 : 2;
-    const int64_t previous_dilation = dilation;
-    if (s > 0 && spec.replace_stride_with_dilation[s - 1]) {
-      dilation *= stride;
-      stride = 1;
-    }
-    for (int64_t b = 0; b < spec.layers[s]; ++b) {
-      BlockLayout layout;
-      layout.prefix = "layer" + std::to_string(s + 1) + "." + std::to_string(b);
-      layout.inplanes = inplanes;
-      layout.planes = planes;
-      layout.out_channels = planes * expansion;
-      layout.stride = b == 0 ? stride : 1;
-      layout.dilation = b == 0 ? previous_dilation : dilation;
-      layout.changes_shape = layout.stride != 1 || inplanes != layout.out_channels;
-      visit(layout);
-      inplanes = layout.out_channels;
-    }
-  }
 }
 
 }  // namespace resnet

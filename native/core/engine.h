@@ -1,7 +1,8 @@
 // The inference engines behind eval-mode forward(). Model builds one lazily from the current
 // weights and drops it whenever the weights, the mode or the device change. Internal to native/core.
+// Both are built from the network's description (network.h), as the modules are.
 //
-//  - OneDnnEngine (onednn_engine.cpp, CPU): the network as a list of oneDNN primitives.
+//  - OneDnnEngine (onednn_*.cpp, CPU): the network as a list of oneDNN primitives.
 //    BatchNorm is folded into the convolutions, weights are reordered once into the layout each
 //    convolution wants, ReLU and the residual add run as post-ops of the convolution before them,
 //    activations stay in oneDNN's blocked layout in buffers planned once per input shape.
@@ -10,7 +11,6 @@
 //    ReLU and add stay separate ops).
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -29,7 +29,6 @@ class InferenceEngine {
   virtual ~InferenceEngine();
   // x: float32 images [N, C, H, W] on the engine's device (any strides). Returns logits [N, classes].
   virtual at::Tensor forward(const at::Tensor& x) = 0;
-  virtual const char* kind() const = 0;
 };
 
 // `state`: the model's parameters and buffers by state_dict name.
@@ -40,20 +39,5 @@ std::unique_ptr<InferenceEngine> make_onednn_engine(const ResNetSpec& spec, cons
 
 // The TorchScript source the TorchScript engine compiles (exposed for tests and curiosity).
 std::string torchscript_source(const ResNetSpec& spec);
-
-// One residual block as torchvision's ResNet._make_layer lays it out.
-struct BlockLayout {
-  std::string prefix;  // "layer2.0"
-  int64_t inplanes;    // input channels
-  int64_t planes;      // width of the stage; output channels are planes * expansion
-  int64_t out_channels;
-  int64_t stride;
-  int64_t dilation;
-  // The shortcut must change shape (stride or channels): a projection or zero padding.
-  bool changes_shape;
-};
-// Calls `visit` for each block of the network, in order (shared by both engines so the stage,
-// stride and dilation arithmetic exists once beside resnet.cpp's modules).
-void for_each_block(const ResNetSpec& spec, const std::function<void(const BlockLayout&)>& visit);
 
 }  // namespace resnet

@@ -63,8 +63,15 @@ function loadAddon(): NativeBinding {
 export const native = loadAddon();
 
 // Before any setNumThreads(), the addon answers the physical cores it may run on; OMP_NUM_THREADS
-// and a cgroup CPU quota lower that (lib/threads.ts).
-native.setNumThreads(defaultThreads(native.getNumThreads()).threads);
+// and a cgroup CPU quota lower that (lib/threads.ts). Once per process: the count is the
+// process's, and a worker thread loading the addon later (the streaming JPEG path) must not undo
+// a setNumThreads() the application made. Worker threads start with a copy of the environment,
+// child processes too: the marker holds the pid, so a child applies its own default.
+const appliedMarker = 'LIBTORCH_RESNET_THREADS_APPLIED';
+if (process.env[appliedMarker] !== String(process.pid)) {
+  native.setNumThreads(defaultThreads(native.getNumThreads()).threads);
+  process.env[appliedMarker] = String(process.pid);
+}
 
 export type {
   NativeBinding,

@@ -74,3 +74,22 @@ test('GNU OpenMP spins briefly (GOMP_SPINCOUNT=1000) unless the user chose a spi
   t.deepEqual(run({ GOMP_SPINCOUNT: '300000' }), ['300000', null]);
   t.deepEqual(run({ OMP_WAIT_POLICY: 'ACTIVE' }), [null, 'ACTIVE']);
 });
+
+test.serial('a worker thread that loads the addon (the streaming JPEG path) keeps the application\'s thread count', async (t) => {
+  const { getNumThreads, setNumThreads } = await import('../lib/index.ts');
+  const { Worker } = await import('node:worker_threads');
+  const before = getNumThreads();
+  const wanted = before === 1 ? 2 : 1;
+  setNumThreads(wanted);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      // With OMP_NUM_THREADS in its environment, a worker re-applying the default would set that.
+      const worker = new Worker(new URL('./helpers/worker-load-native.mjs', import.meta.url), { env: { ...process.env, OMP_NUM_THREADS: String(wanted + 1) } });
+      worker.on('error', reject);
+      worker.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`))));
+    });
+    t.is(getNumThreads(), wanted);
+  } finally {
+    setNumThreads(before);
+  }
+});

@@ -24,20 +24,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures"))
 from generate_train import CifarResNet  # noqa: E402
+from torch_train import system_busy_ms  # noqa: E402  (bench/, the script's own folder)
 
 GLOBAL_BATCH = 256
 IMAGE = (1, 28, 28)
 PIXELS = 28 * 28
-
-
-def system_busy_ms():
-    """Busy CPU time of the whole machine (ms), from /proc/stat; None where there is none."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-        return (fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7]) * 10.0
-    except OSError:
-        return None
 
 
 def main():

@@ -12,7 +12,7 @@ import { imagenetCategories } from './weights/registry.js';
 import type { ProgressOption } from './weights/progress.js';
 import type { WeightsEntry } from './weights/registry.js';
 import { trainingPort, type TrainingPort } from './train/port.js';
-import { FeatureMap, featureLayout } from './features.js';
+import { FeatureMap, featureLayout, nativeSpec } from './features.js';
 import type { ClassifyOptions, Prediction } from './classify.js';
 import type { ImageInput } from './image/preprocess.js';
 import { Trainer, type TrainerOptions } from './train/trainer.js';
@@ -87,27 +87,7 @@ export class ResNet implements Disposable {
   /** @internal Builds the network off the main thread. */
   static async create(config: ResNetConfig, weights: WeightsEntry | null = null): Promise<ResNet> {
     const trace = new Error();
-    const nativeModel = await settle(
-      () =>
-        native.createModel(
-          {
-            block: config.block,
-            stem: config.stem,
-            shortcut: config.shortcut,
-            widths: [...config.widths],
-            layers: [...config.layers],
-            numClasses: config.numClasses,
-            zeroInitResidual: config.zeroInitResidual,
-            groups: config.groups,
-            widthPerGroup: config.widthPerGroup,
-            replaceStrideWithDilation: [...config.replaceStrideWithDilation],
-            inChannels: config.inChannels,
-          },
-          config.device,
-          config.seed,
-        ),
-      trace,
-    );
+    const nativeModel = await settle(() => native.createModel(nativeSpec(config), config.device, config.seed), trace);
     if (config.precision !== 'float32' || config.memoryFormat !== 'contiguous') {
       try {
         await settle(() => nativeModel.setExecution(config.precision, config.memoryFormat === 'channels_last'), trace);

@@ -37,6 +37,16 @@ export type StateDict = Record<string, Tensor>;
 /** See ResNet.setInferenceEngine. */
 export type InferenceEngineChoice = 'auto' | 'onednn' | 'torchscript' | 'none';
 const INFERENCE_ENGINES = ['auto', 'onednn', 'torchscript', 'none'] as const;
+
+/**
+ * The engine new models start with: LIBTORCH_RESNET_ENGINE when set (to run a whole program, or
+ * the test suite, on the TorchScript engine or the plain modules), else 'auto'.
+ */
+function engineFromEnvironment(): InferenceEngineChoice {
+  const value = process.env.LIBTORCH_RESNET_ENGINE;
+  if (value === undefined || value === '') return 'auto';
+  return v.oneOf('the environment variable LIBTORCH_RESNET_ENGINE', value, INFERENCE_ENGINES);
+}
 export interface InferenceEngineOptions {
   /** oneDNN engine: Winograd's algorithm for 3x3 stride-1 convolutions where available (default true). */
   winograd?: boolean;
@@ -87,14 +97,16 @@ export class ResNet implements Disposable {
   /** @internal Builds the network off the main thread. */
   static async create(config: ResNetConfig, weights: WeightsEntry | null = null): Promise<ResNet> {
     const trace = new Error();
+    const engine = engineFromEnvironment();
     const nativeModel = await settle(() => native.createModel(nativeSpec(config), config.device, config.seed), trace);
-    if (config.precision !== 'float32' || config.memoryFormat !== 'contiguous') {
-      try {
+    try {
+      if (config.precision !== 'float32' || config.memoryFormat !== 'contiguous') {
         await settle(() => nativeModel.setExecution(config.precision, config.memoryFormat === 'channels_last'), trace);
-      } catch (error) {
-        nativeModel.dispose();
-        throw error;
       }
+      if (engine !== 'auto') await settle(() => nativeModel.setInferenceEngine(engine, { winograd: true }), trace);
+    } catch (error) {
+      nativeModel.dispose();
+      throw error;
     }
     return new ResNet(nativeModel, config, weights);
   }

@@ -36,6 +36,7 @@ for (const name of cases) {
       const bound = 2 * theirs.maxRel + 1e-3;
 
       // the oneDNN engine in bfloat16 where oneDNN has native bfloat16, else autocast on the modules
+      await model.setInferenceEngine('auto'); // the default, also where LIBTORCH_RESNET_ENGINE forces another
       t.is(await model.inferenceEngine(), oneDnnNativeBfloat16 ? 'onednn' : 'none');
       const engine = compare(await model.forward(input), float32);
       t.true(engine.maxRel > 0, 'the default engine really runs in bfloat16');

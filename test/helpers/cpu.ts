@@ -12,6 +12,10 @@ function allowed(isa: string): boolean {
   return order.indexOf(cap) >= order.indexOf(isa);
 }
 
+/** The engine new models start with when the suite runs under LIBTORCH_RESNET_ENGINE (null: 'auto'). */
+export const forcedEngine: 'onednn' | 'torchscript' | 'none' | null =
+  process.env.LIBTORCH_RESNET_ENGINE && process.env.LIBTORCH_RESNET_ENGINE !== 'auto' ? (process.env.LIBTORCH_RESNET_ENGINE as 'onednn' | 'torchscript' | 'none') : null;
+
 /** oneDNN may use AVX-512 kernels (Winograd, the 16-channel blocked layout). */
 export const oneDnnAvx512 = flags.has('avx512f') && allowed('AVX512_CORE');
 

@@ -134,31 +134,12 @@ ResNetSpec SpecFromJs(Napi::Env env, Napi::Value value) {
   if (!value.IsObject()) ThrowInvalid(env, "Expected a ResNet spec object");
   Napi::Object o = value.As<Napi::Object>();
   ResNetSpec spec;
-  const std::string block = o.Get("block").ToString().Utf8Value();
-  if (block == "basic") {
-    spec.block = BlockKind::Basic;
-  } else if (block == "bottleneck") {
-    spec.block = BlockKind::Bottleneck;
-  } else {
-    ThrowInvalid(env, "Expected 'basic' or 'bottleneck' for block but received '" + block + "'");
-  }
+  spec.block = ParseEnum<BlockKind>(env, "block", o.Get("block").ToString().Utf8Value(), {{"basic", BlockKind::Basic}, {"bottleneck", BlockKind::Bottleneck}});
   spec.layers = ShapeFromJs(env, o.Get("layers"), "layers");
   spec.widths = ShapeFromJs(env, o.Get("widths"), "widths");
-  const std::string stem = o.Get("stem").ToString().Utf8Value();
-  if (stem != "imagenet" && stem != "cifar") {
-    ThrowInvalid(env, "Expected 'imagenet' or 'cifar' for stem but received '" + stem + "'");
-  }
-  spec.stem = stem == "cifar" ? Stem::Cifar : Stem::ImageNet;
-  const std::string shortcut = o.Get("shortcut").ToString().Utf8Value();
-  if (shortcut == "B") {
-    spec.shortcut = Shortcut::Projection;
-  } else if (shortcut == "A") {
-    spec.shortcut = Shortcut::ZeroPad;
-  } else if (shortcut == "none") {
-    spec.shortcut = Shortcut::None;
-  } else {
-    ThrowInvalid(env, "Expected 'A', 'B' or 'none' for shortcut but received '" + shortcut + "'");
-  }
+  spec.stem = ParseEnum<Stem>(env, "stem", o.Get("stem").ToString().Utf8Value(), {{"imagenet", Stem::ImageNet}, {"cifar", Stem::Cifar}});
+  spec.shortcut = ParseEnum<Shortcut>(env, "shortcut", o.Get("shortcut").ToString().Utf8Value(),
+                                      {{"B", Shortcut::Projection}, {"A", Shortcut::ZeroPad}, {"none", Shortcut::None}});
   spec.num_classes = ToInt(env, o.Get("numClasses"), "numClasses");
   spec.zero_init_residual = o.Get("zeroInitResidual").ToBoolean().Value();
   spec.groups = ToInt(env, o.Get("groups"), "groups");
@@ -190,14 +171,8 @@ TrainOptions TrainOptionsFromJs(Napi::Env env, Napi::Value value) {
   Napi::Value opt_value = o.Get("optimizer");
   if (!opt_value.IsObject()) ThrowInvalid(env, "Expected an optimizer object");
   Napi::Object opt = opt_value.As<Napi::Object>();
-  const std::string type = opt.Get("type").ToString().Utf8Value();
-  if (type == "sgd") {
-    options.optimizer.kind = OptimizerOptions::Kind::SGD;
-  } else if (type == "adamw") {
-    options.optimizer.kind = OptimizerOptions::Kind::AdamW;
-  } else {
-    ThrowInvalid(env, "Expected 'sgd' or 'adamw' for optimizer.type but received '" + type + "'");
-  }
+  options.optimizer.kind = ParseEnum<OptimizerOptions::Kind>(env, "optimizer.type", opt.Get("type").ToString().Utf8Value(),
+                                                             {{"sgd", OptimizerOptions::Kind::SGD}, {"adamw", OptimizerOptions::Kind::AdamW}});
   options.optimizer.momentum = NumberOr(opt, "momentum", 0);
   options.optimizer.dampening = NumberOr(opt, "dampening", 0);
   options.optimizer.nesterov = opt.Get("nesterov").ToBoolean().Value();

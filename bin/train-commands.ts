@@ -18,10 +18,9 @@ import { readWeightsFile } from '../lib/weights/files.js';
 import { readModelMetadata } from '../lib/weights/model-metadata.js';
 import { weightsEntry } from '../lib/weights/registry.js';
 import { plotCurves, loadRun } from '../lib/train/curves.js';
-import { evaluate, fit, loadCheckpoint, type EpochReport, type FitProgress } from '../lib/train/fit.js';
+import { evaluate, fit, loadCheckpoint, samplesPerRank, type EpochReport, type FitProgress } from '../lib/train/fit.js';
 import type { ScheduleOptions } from '../lib/train/schedule.js';
 import type { ProcessGroup } from '../lib/distributed/process-group.js';
-import { shardLength } from '../lib/data/sample-order.js';
 import { joinLaunchedJob, launchLocal } from './distributed-launch.js';
 
 export class UsageError extends Error {}
@@ -261,8 +260,7 @@ async function trainRank(values: TrainValues, json: boolean, group: ProcessGroup
   const epochs = integerFlag('epochs', values.epochs);
   let batchSize = integerFlag('batch-size', values['batch-size']);
   // Per rank in a data-parallel job: DistributedSampler's share (or an equal shard of tar files).
-  const perRank =
-    group === null ? trainSet.length : trainSet instanceof StreamingDataset && !trainSet.randomAccess ? shardLength(trainSet.length, group.worldSize) : Math.ceil(trainSet.length / group.worldSize);
+  const perRank = samplesPerRank(trainSet, group);
   if (batchSize > perRank) {
     // Fine-tuning sets are often smaller than one default batch: train on the whole set per step.
     if (!quiet) process.stderr.write(`resnet train: --batch-size ${batchSize} is more than the ${perRank} training images${group ? ' per rank' : ''}; using ${perRank}\n`);

@@ -50,8 +50,6 @@ interface RankExit {
   code: number | null;
   stdout: string;
   stderr: string;
-  /** Date.now() at the exit */
-  endedAt: number;
 }
 
 /** Runs `world` ranks of test/helpers/ddp-rank.ts to their ends. */
@@ -69,7 +67,7 @@ async function runRanks(args: string[], options: { world?: number; env?: Record<
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      return new Promise<RankExit>((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr, endedAt: Date.now() })));
+      return new Promise<RankExit>((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
     }),
   );
 }
@@ -165,8 +163,10 @@ gated('a rank that dies mid-epoch ends the job with a DistributedError naming it
     const report = JSON.parse(crashed[0]!.stdout.trim().split('\n').at(-1)!) as { error: string; lostRank: number | null; message: string };
     t.is(report.error, 'DistributedError');
     t.is(report.lostRank, 1, report.message);
-    // Bounded: rank 0 ended well within the collective timeout of the group after the kill.
-    t.true(crashed[0]!.endedAt - crashed[1]!.endedAt < timeoutMs, `rank 0 ended ${crashed[0]!.endedAt - crashed[1]!.endedAt} ms after rank 1`);
+    // Ended by the lost connection and the heartbeats, not by waiting out the group's timeout
+    // (that path says "the timeout of ... was reached"); a hang is caught by ava's own timeout.
+    t.regex(report.message, /lost rank 1 during/);
+    t.notRegex(report.message, /timeout of/);
     // Only whole checkpoints: epoch 1's, and no partial file of epoch 2.
     t.deepEqual(readdirSync(join(dir, 'crash')).sort(), ['checkpoint-1.safetensors']);
     const resumed = await runRanks(['fit', join(dir, 'crash'), join(dir, 'resumed.safetensors')], { env: { RESUME: join(dir, 'crash', 'checkpoint-1.safetensors') } });

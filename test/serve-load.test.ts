@@ -181,7 +181,6 @@ test.serial('the event loop stays free: /healthz answers while a batch of 16 224
       running = false;
       return r;
     });
-    const forwardStarted = performance.now();
     const probes: number[] = [];
     while (running && probes.length < 20) {
       const ms = await probe(`${base}/healthz`, agent);
@@ -191,7 +190,7 @@ test.serial('the event loop stays free: /healthz answers while a batch of 16 224
     const response = await done;
     t.is(response.status, 200);
     t.is(((await response.json()) as ClassifyBody).results.length, 16);
-    t.log(`batch ran ${(performance.now() - forwardStarted).toFixed(0)} ms; /healthz during it: ${probes.map((p) => p.toFixed(1)).join(', ')} ms`);
+    t.log(`/healthz answered ${probes.length} times while the batch ran`);
     // A loop blocked by the forward would answer at most one probe while the batch runs (the rest
     // only after it): three answered during it show the loop turning. No clock bound: the
     // milliseconds are logged here and measured in bench/ (BENCHMARKS.md).

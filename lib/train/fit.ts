@@ -34,6 +34,16 @@ export interface BatchSource {
   }): AsyncIterable<Batch>;
 }
 
+/**
+ * Images a rank trains on per epoch: the whole set alone; in a data-parallel job
+ * DistributedSampler's share (ceil(length / worldSize), padded), or an equal shard of a source read
+ * in sequence (floor). fit() and `resnet train` (its schedule's length) both count with this.
+ */
+export function samplesPerRank(train: Pick<BatchSource, 'length' | 'randomAccess'>, group: ProcessGroup | null): number {
+  if (group === null) return train.length;
+  return train.randomAccess === false ? shardLength(train.length, group.worldSize) : Math.ceil(train.length / group.worldSize);
+}
+
 /** This rank's part of an evaluation set: every worldSize-th sample, no padding (so no sample counts twice). */
 function evaluationPart(data: BatchSource, group: ProcessGroup): { indices: Int32Array } | { shard: ShardOptions } {
   if (data.randomAccess === false) return { shard: { rank: group.rank, worldSize: group.worldSize } };
@@ -212,7 +222,7 @@ export async function fit(model: ResNet, options: FitOptions): Promise<FitReport
   const group = trainer.group;
   const sharded = group !== null && train.randomAccess === false;
   const sampler = group && !sharded ? new DistributedSampler(train.length, { numReplicas: group.worldSize, rank: group.rank, shuffle: true, seed }) : null;
-  const perRank = group === null ? train.length : sampler ? sampler.numSamples : shardLength(train.length, group.worldSize);
+  const perRank = samplesPerRank(train, group);
   const perEpoch = Math.floor(perRank / batchSize); // dropLast: every step sees a full batch
   if (perEpoch === 0) throw v.invalid(`at most ${perRank} (the training set's size${group ? ' per rank' : ''})`, 'batchSize', batchSize);
   const main = group === null || group.isMain;

@@ -119,18 +119,15 @@ StepResult Trainer::step(const HostTensor& images, const HostTensor& labels, dou
   }
   if (ddp_) ddp_->after_forward(sync);
   const bool scaled = model_.precision == Precision::Float16;
-  if (ddp_ && sync) {
-    // The Reducer's all-reduces run inside backward and are waited for at its end: a lost
-    // peer surfaces here.
-    try {
-      (scaled ? loss * loss_scale_ : loss).backward();
-    } catch (const Error&) {
-      throw;
-    } catch (const std::exception& e) {
-      ddp_->group().fail(e, "a training step's gradient all-reduce");
-    }
-  } else {
+  try {
     (scaled ? loss * loss_scale_ : loss).backward();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    // The Reducer's all-reduces run inside a synchronised backward and are waited for at its
+    // end: a lost peer surfaces here.
+    if (!(ddp_ && sync)) throw;
+    ddp_->group().fail(e, "a training step's gradient all-reduce");
   }
 
   StepResult result;

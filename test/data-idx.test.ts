@@ -30,10 +30,7 @@ test('the real Fashion-MNIST training files: 60000 x 28 x 28, labels 0..9, 6000 
 });
 
 test('FashionMNIST.load: both splits, classes, default normalisation', async (t) => {
-  const started = performance.now();
   const train = await FashionMNIST.load({ split: 'train' });
-  const ms = performance.now() - started;
-  t.log(`FashionMNIST train loaded in ${ms.toFixed(0)} ms`); // timings belong to bench/, not to assertions
   t.is(train.length, 60000);
   t.deepEqual(train.imageShape, [1, 28, 28]);
   t.deepEqual(train.mean, [0.286]);

@@ -96,12 +96,9 @@ function gated(inner: ResNet) {
   };
 }
 
-async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(2);
-  }
+/** Polls until `condition` holds; a condition that never comes is caught by the test's timeout. */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await sleep(2);
 }
 
 async function start(options: ServerOptions): Promise<{ server: ResNetServer; base: string }> {
@@ -109,13 +106,12 @@ async function start(options: ServerOptions): Promise<{ server: ResNetServer; ba
   return { server, base: await server.listen(0) };
 }
 
-/** Milliseconds for one GET through `agent`, body read. */
-function probe(url: string, agent: Agent): Promise<number> {
-  const sent = performance.now();
+/** One GET through `agent`, body read. */
+function probe(url: string, agent: Agent): Promise<void> {
   return new Promise((resolve, reject) => {
     get(url, { agent }, (response) => {
       response.resume();
-      response.on('end', () => resolve(performance.now() - sent));
+      response.on('end', () => resolve());
     }).on('error', reject);
   });
 }
@@ -161,12 +157,12 @@ test.serial('maxBatch 1: batching off, one forward per image', async (t) => {
   }
 });
 
-test.serial('the event loop stays free: /healthz answers while a batch of 16 224x224 images runs, far sooner than the batch', async (t) => {
+test.serial('the event loop stays free: /healthz answers while a batch of 16 224x224 images runs', async (t) => {
   const held = gated(model);
   // Default preprocessing: resize 256, crop 224.
   const server = createServer({ model: held.model, maxBatch: 16, maxDelayMs: 5 });
   const base = await server.listen(0);
-  // The probes use a connection of their own, opened beforehand: they time the server, not TCP set-up.
+  // The probes use a connection of their own, opened beforehand: they exercise the server's loop, not TCP set-up.
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   try {
     await probe(`${base}/healthz`, agent);
@@ -181,20 +177,20 @@ test.serial('the event loop stays free: /healthz answers while a batch of 16 224
       running = false;
       return r;
     });
-    const probes: number[] = [];
-    while (running && probes.length < 20) {
-      const ms = await probe(`${base}/healthz`, agent);
-      if (running) probes.push(ms);
-      await sleep(20);
+    // Back to back, so that even a short forward (a fast machine) sees several probes.
+    let probes = 0;
+    while (running && probes < 20) {
+      await probe(`${base}/healthz`, agent);
+      if (running) probes++;
     }
     const response = await done;
     t.is(response.status, 200);
     t.is(((await response.json()) as ClassifyBody).results.length, 16);
-    t.log(`/healthz answered ${probes.length} times while the batch ran`);
+    t.log(`/healthz answered ${probes} times while the batch ran`);
     // A loop blocked by the forward would answer at most one probe while the batch runs (the rest
     // only after it): three answered during it show the loop turning. No clock bound: the
-    // milliseconds are logged here and measured in bench/ (BENCHMARKS.md).
-    t.true(probes.length >= 3, 'three /healthz probes answered while the batch ran');
+    // latency is measured in bench/ (BENCHMARKS.md).
+    t.true(probes >= 3, `${probes} /healthz probes answered while the batch ran`);
   } finally {
     agent.destroy();
     await server.close();
@@ -209,7 +205,7 @@ test.serial('a full queue is a 503 with Retry-After; the accepted requests still
     const first = classify(base, a!);
     await held.started();
     const second = classify(base, b!);
-    await until(() => server.batcher.queued === 1, 'the second request to wait in the queue');
+    await until(() => server.batcher.queued === 1);
     const third = await classify(base, c!);
     t.is(third.status, 503);
     t.is(third.body.error?.code, 'ERR_RESNET_QUEUE_FULL');
@@ -233,7 +229,7 @@ test.serial('a request not answered within timeoutMs is a 504, and its queued im
     const first = classify(base, await makeImage(501));
     await held.started();
     const second = classify(base, await makeImage(502));
-    await until(() => server.batcher.queued === 1, 'the second request to queue');
+    await until(() => server.batcher.queued === 1);
     const [r1, r2] = await Promise.all([first, second]);
     t.is(r1.status, 504);
     t.is(r1.body.error?.code, 'ERR_RESNET_TIMEOUT');
@@ -257,9 +253,9 @@ test.serial('a client that disconnects while queued has its image dropped', asyn
     const gone = request(url, { method: 'POST', headers: { 'content-type': 'image/png' } });
     gone.on('error', () => {});
     gone.end(await makeImage(552));
-    await until(() => server.batcher.queued === 1, 'the second request to queue');
+    await until(() => server.batcher.queued === 1);
     gone.destroy();
-    await until(() => server.batcher.queued === 0, 'the abandoned image to leave the queue');
+    await until(() => server.batcher.queued === 0);
     held.release();
     t.is((await first).status, 200);
     await server.batcher.drained();
@@ -299,7 +295,7 @@ test.serial('close() under load: every accepted request gets its 200, then new c
   const { server, base } = await start({ model: held.model, maxBatch: 4, maxDelayMs: 10 });
   const images = await Promise.all(Array.from({ length: 8 }, (_, i) => makeImage(700 + i)));
   const pending = images.map((png) => classify(base, png));
-  await until(() => server.batcher.running + server.batcher.queued === 8, 'all 8 requests to be accepted');
+  await until(() => server.batcher.running + server.batcher.queued === 8);
   let closed = false;
   const closing = server.close().then(() => (closed = true));
   t.false(server.ready);

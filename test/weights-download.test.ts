@@ -172,12 +172,10 @@ test('a connection refused is a DownloadError with the cause', async (t) => {
 
 test('a server that stalls mid-body times out with a DownloadError and leaves nothing', async (t) => {
   const dir = cacheDir();
-  const started = Date.now();
   await t.throwsAsync(downloadWeights(`${base}/stall/${goodName}`, { cacheDir: dir, timeoutMs: 300 }), {
     instanceOf: DownloadError,
-    message: /300 ms/,
+    message: /No data from .* for 300 ms \(timeout\)/,
   });
-  t.true(Date.now() - started < 5000);
   t.deepEqual(onlyFile(dir), []);
 });
 
@@ -185,9 +183,12 @@ test('a server that stalls mid-body times out with a DownloadError and leaves no
 // deadline stop it.
 test('a dripping server fails the minimum rate, or the deadline, and leaves nothing', async (t) => {
   const dir = cacheDir();
+  // The drip never pauses, so only the rate check can stop it, unless the machine itself stalls this
+  // process for a whole window (a loaded CI host can): then the inactivity timeout fires first, which
+  // is right too. Were the rate check broken, neither would fire and the download would succeed.
   await t.throwsAsync(downloadWeights(`${base}/drip/${goodName}?t=rate`, { cacheDir: dir, timeoutMs: 2000 }), {
     instanceOf: DownloadError,
-    message: /was too slow: \d+ bytes in 2000 ms, below the minimum of 1024 bytes\/s \(minBytesPerSecond\)/,
+    message: /was too slow: \d+ bytes in 2000 ms, below the minimum of 1024 bytes\/s \(minBytesPerSecond\)|No data from .* for 2000 ms \(timeout\)/,
   });
   await t.throwsAsync(downloadWeights(`${base}/drip/${goodName}?t=deadline`, { cacheDir: dir, minBytesPerSecond: 0, deadlineMs: 300 }), {
     instanceOf: DownloadError,
@@ -240,8 +241,9 @@ test('an abort signal stops the download and leaves nothing', async (t) => {
   setTimeout(() => controller.abort(), 80);
   await t.throwsAsync(pending, { instanceOf: DownloadError, message: /aborted/ });
   // The caller's promise rejects at once; the shared download notices the cancel a little later and
-  // cleans up (how much later depends on the machine's load): wait up to 5 s for it.
-  for (const started = Date.now(); onlyFile(dir).length > 0 && Date.now() - started < 5000; ) await sleep(20);
+  // cleans up (how much later depends on the machine's load): wait for it, bounded by the test's
+  // own timeout rather than by a clock.
+  while (onlyFile(dir).length > 0) await sleep(20);
   t.deepEqual(onlyFile(dir), []);
 });
 

@@ -186,10 +186,8 @@ test('mutated .pth files are read or refused with a ResNetError, each quickly an
   const tally = new Map<string, { accepted: number; rejected: number }>();
   const errorKinds = new Map<string, number>();
   const unexpected: string[] = [];
-  let slowest = 0;
   const rssBefore = process.memoryUsage().rss;
   let rssPeak = rssBefore;
-  const started = performance.now();
   const total = 2 * CASES_PER_LEVEL;
   for (let index = 0; index < total; index++) {
     const which = index % seeds.length;
@@ -199,7 +197,6 @@ test('mutated .pth files are read or refused with a ResNetError, each quickly an
         : mutatePickle(seedEntries[which]!, seedEntries[which]!.find((e) => e.name.endsWith('/data.pkl'))!.name);
     const count = tally.get(kind) ?? { accepted: 0, rejected: 0 };
     tally.set(kind, count);
-    const caseStart = performance.now();
     try {
       const sd = await readPth(bytes);
       if (!Object.values(sd).every((v) => v instanceof Tensor)) unexpected.push(`case ${index} (${kind}): a value that is not a Tensor`);
@@ -212,16 +209,14 @@ test('mutated .pth files are read or refused with a ResNetError, each quickly an
         unexpected.push(`case ${index} (${kind}): ${(error as Error)?.stack ?? String(error)}`);
       }
     }
-    slowest = Math.max(slowest, performance.now() - caseStart);
     if (index % 50 === 0) rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
   }
-  const elapsed = performance.now() - started;
 
   const accepted = [...tally.values()].reduce((n, c) => n + c.accepted, 0);
-  t.log(`${total} cases in ${(elapsed / 1000).toFixed(1)} s: ${accepted} accepted, ${total - accepted} rejected with a ResNetError`);
+  t.log(`${total} cases: ${accepted} accepted, ${total - accepted} rejected with a ResNetError`);
   t.log(`by mutation: ${[...tally].map(([k, c]) => `${k} ${c.accepted}/${c.rejected}`).join(', ')} (accepted/rejected)`);
   t.log(`rejections: ${[...errorKinds].map(([k, n]) => `${k} ${n}`).join(', ')}`);
-  t.log(`slowest case ${slowest.toFixed(1)} ms, rss growth ${((rssPeak - rssBefore) / 2 ** 20).toFixed(0)} MiB`);
+  t.log(`rss growth ${((rssPeak - rssBefore) / 2 ** 20).toFixed(0)} MiB`);
   t.deepEqual(unexpected.slice(0, 5), [], `${unexpected.length} cases threw something other than a ResNetError`);
   t.true(rssPeak - rssBefore < RSS_GROWTH_LIMIT, `rss grew by ${rssPeak - rssBefore} bytes`);
   t.true(accepted > 0 && accepted < total, 'some mutations are harmless, most are not');

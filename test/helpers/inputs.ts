@@ -21,25 +21,3 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/**
- * Starts a timer that fires every `intervalMs` and records how often it fired and the longest gap
- * between ticks (from the start, then tick to tick): the event loop's responsiveness while some
- * work runs. stop() clears the timer and returns the counts.
- */
-export function watchEventLoop(intervalMs: number): { stop(): { ticks: number; longestGap: number } } {
-  let ticks = 0;
-  let last = performance.now();
-  let longestGap = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    longestGap = Math.max(longestGap, now - last);
-    last = now;
-    ticks++;
-  }, intervalMs);
-  return {
-    stop() {
-      clearInterval(timer);
-      return { ticks, longestGap };
-    },
-  };
-}

@@ -4,6 +4,8 @@
 import test from 'ava';
 import { createResNet, resnet18, resnet20, resnet50, resnext50_32x4d, type ResNet } from '../lib/index.ts';
 import { describeNetwork } from '../lib/features.ts';
+import { native } from '../lib/native.ts';
+import type { NativeSpec } from '../types/native.js';
 import { randomTensor } from './helpers/inputs.ts';
 
 async function checkAgainstModules(t: import('ava').ExecutionContext, model: ResNet): Promise<void> {
@@ -106,6 +108,21 @@ test('a spec that describes no network is refused with the invalid-argument code
     }),
   );
   t.is((error as Error & { code?: string }).code, 'ERR_RESNET_INVALID_ARGUMENT');
+  // Core states the invariant it relies on; the user's message (torchvision's) is lib/options.ts's.
+  t.is(error!.message, 'Invalid network spec: expected one entry in layers per width');
+});
+
+test('core refuses a dilated BasicBlock from a caller that skipped lib/ validation, naming the invariant', async (t) => {
+  const spec = {
+    block: 'basic', stem: 'imagenet', shortcut: 'B', widths: [64, 128, 256, 512], layers: [2, 2, 2, 2], numClasses: 10,
+    zeroInitResidual: false, groups: 1, widthPerGroup: 64, replaceStrideWithDilation: [false, false, true], inChannels: 3,
+  } satisfies NativeSpec;
+  // Describing it is fine (lib/options.ts reads the dilations from the description to refuse it)...
+  t.is(native.describeNetwork(spec).blocks.at(-1)!.dilation, 2);
+  // ...building its modules is not.
+  const error = await t.throwsAsync(native.createModel(spec, 'cpu', 0));
+  t.is((error as Error & { code?: string }).code, 'ERR_RESNET_INVALID_ARGUMENT');
+  t.is(error!.message, 'Invalid network spec: expected a BasicBlock without dilation');
 });
 
 test('features() returns the description\'s stages', async (t) => {

@@ -1,36 +1,19 @@
 #include "network.h"
 
-#include <sstream>
+#include <string>
 
 namespace resnet {
 
 namespace {
 
 void validate_spec(const ResNetSpec& spec) {
-  if (spec.widths.empty() || spec.layers.size() != spec.widths.size()) {
-    throw Error(codes::kInvalidArgument, "Expected as many entries in layers as in widths but received " +
-                                             std::to_string(spec.layers.size()) + " and " +
-                                             std::to_string(spec.widths.size()));
-  }
-  if (spec.replace_stride_with_dilation.size() != spec.widths.size() - 1) {
-    std::ostringstream msg;
-    msg << "replace_stride_with_dilation should be None or a 3-element tuple, got [";
-    for (size_t i = 0; i < spec.replace_stride_with_dilation.size(); ++i) {
-      msg << (i ? ", " : "") << (spec.replace_stride_with_dilation[i] ? "True" : "False");
-    }
-    msg << "]";
-    throw Error(codes::kInvalidArgument, msg.str());
-  }
-  for (int64_t n : spec.layers) {
-    if (n < 1) throw Error(codes::kInvalidArgument, "Expected at least 1 block per stage in layers");
-  }
-  for (int64_t w : spec.widths) {
-    if (w < 1) throw Error(codes::kInvalidArgument, "Expected positive widths");
-  }
-  if (spec.num_classes < 1 || spec.in_channels < 1 || spec.groups < 1 || spec.width_per_group < 1) {
-    throw Error(codes::kInvalidArgument,
-                "Expected positive numClasses, inChannels, groups and widthPerGroup");
-  }
+  require_spec(!spec.widths.empty() && spec.layers.size() == spec.widths.size(), "one entry in layers per width");
+  require_spec(spec.replace_stride_with_dilation.size() == spec.widths.size() - 1,
+               "one replace_stride_with_dilation flag per stage after the first");
+  for (int64_t n : spec.layers) require_spec(n >= 1, "at least one block per stage");
+  for (int64_t w : spec.widths) require_spec(w >= 1, "positive widths");
+  require_spec(spec.num_classes >= 1 && spec.in_channels >= 1 && spec.groups >= 1 && spec.width_per_group >= 1,
+               "positive num_classes, in_channels, groups and width_per_group");
 }
 
 class Writer {
@@ -76,6 +59,10 @@ class Writer {
 };
 
 }  // namespace
+
+void require_spec(bool holds, const char* invariant) {
+  if (!holds) throw Error(codes::kInvalidArgument, std::string("Invalid network spec: expected ") + invariant);
+}
 
 const StageRange* NetworkDescription::stage(const std::string& name) const {
   for (const auto& s : stages) {

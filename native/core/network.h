@@ -72,6 +72,11 @@ struct NetworkDescription {
 // BasicBlock) are described, and refused by the modules (resnet.cpp).
 NetworkDescription describe(const ResNetSpec& spec);
 
+// Users' specs are validated once, in TypeScript (lib/options.ts), with the messages they see
+// (torchvision's, where torchvision has one). Core only asserts the invariants it relies on, for a
+// caller that skipped that layer: Error(kInvalidArgument) naming the invariant, no user wording.
+void require_spec(bool holds, const char* invariant);
+
 const char* layer_kind_name(LayerKind kind);  // "conv", "bn", "relu", "maxpool", "add", "avgpool", "fc"
 const char* value_name(Value value);          // "x", "out", "identity"
 

@@ -114,14 +114,10 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
 }
 
 ResNetImpl::ResNetImpl(const ResNetSpec& spec) : spec_(spec), net_(describe(spec)) {
-  // torchvision's BasicBlock raises these (ValueError / NotImplementedError) with the same words.
+  // torchvision's BasicBlock has no groups, width or dilation (lib/options.ts gives its messages).
   if (spec_.block == BlockKind::Basic) {
-    if (spec_.groups != 1 || spec_.width_per_group != 64) {
-      throw Error(codes::kInvalidArgument, "BasicBlock only supports groups=1 and base_width=64");
-    }
-    for (const auto& block : net_.blocks) {
-      if (block.dilation > 1) throw Error(codes::kInvalidArgument, "Dilation > 1 not supported in BasicBlock");
-    }
+    require_spec(spec_.groups == 1 && spec_.width_per_group == 64, "a BasicBlock with groups 1 and width 64");
+    for (const auto& block : net_.blocks) require_spec(block.dilation == 1, "a BasicBlock without dilation");
   }
   const StageRange& stem = *net_.stage("stem");
   for (size_t i = stem.first; i < stem.end; ++i) {

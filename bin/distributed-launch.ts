@@ -34,7 +34,7 @@ function withoutLauncherFlags(args: readonly string[]): string[] {
  * Starts `nproc` ranks of `resnet train <args>` and resolves with the exit status of the job: 0
  * when every rank succeeded, else the first failure's. Rank 0's output is shown; the others' only
  * with --log-all-ranks, or their error output when they fail. When a rank fails, the others end
- * by themselves (DistributedError) within the timeout; a rank still running `graceMs` after that
+ * by themselves (DistributedError) within the timeout; a rank still running 15 s after that
  * is killed, so the launcher never hangs.
  */
 export async function launchLocal(nproc: number, args: readonly string[], options: { logAllRanks: boolean; timeoutMs: number }): Promise<number> {

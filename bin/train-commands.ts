@@ -18,7 +18,7 @@ import { readWeightsFile } from '../lib/weights/files.js';
 import { readModelMetadata } from '../lib/weights/model-metadata.js';
 import { weightsEntry } from '../lib/weights/registry.js';
 import { plotCurves, loadRun } from '../lib/train/curves.js';
-import { evaluate, fit, loadCheckpoint, samplesPerRank, type EpochReport, type FitProgress } from '../lib/train/fit.js';
+import { evaluate, fit, loadCheckpoint, samplesPerRank, testTimeAugmentations, type EpochReport, type FitProgress, type TestTimeAugmentation } from '../lib/train/fit.js';
 import type { ScheduleOptions } from '../lib/train/schedule.js';
 import type { ProcessGroup } from '../lib/distributed/process-group.js';
 import { joinLaunchedJob, launchLocal } from './distributed-launch.js';
@@ -37,7 +37,8 @@ export const trainUsage = `  train --dataset D [--root DIR] [--arch A] [--epochs
         --run-dir: metrics.jsonl (+ checkpoints, curves.svg) in DIR. --patience: early stopping.
         --nproc-per-node N: N data-parallel ranks on this machine (as torchrun); a process started
         with WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT set joins that job. --batch-size is per rank.
-  eval  --dataset D [--root DIR] --weights FILE [--arch A]
+  eval  --dataset D [--root DIR] --weights FILE [--arch A] [--tta none|hflip]
+        --tta hflip: test-time augmentation, the mean of each image's and its mirror image's softmax
         datasets: fashion-mnist, mnist, cifar10, cifar100, folder (an ImageFolder: DIR/train and
         DIR/val, or class folders right in DIR; images brought to --size, default 224), webdataset
         (DIR/train*.tar, DIR/val*.tar). --stream (and webdataset) decodes per batch, torchvision's
@@ -120,7 +121,7 @@ export const trainOptions = {
   'log-all-ranks': { type: 'boolean', default: false },
 } as const;
 
-export const evalOptions = { ...common, weights: { type: 'string' } } as const;
+export const evalOptions = { ...common, weights: { type: 'string' }, tta: { type: 'string', default: 'none' } } as const;
 
 /** A non-negative number from a flag, or undefined when the flag is absent. */
 function numberFlag(flag: string, text: string | undefined): number | undefined {
@@ -414,8 +415,11 @@ export async function evalCommand(args: string[], json: boolean): Promise<void> 
     if (data.classes.length !== model.config.numClasses) {
       throw new UsageError(`the model has ${model.config.numClasses} outputs and the data set ${data.classes.length} classes`);
     }
-    const result = await evaluate(model, data, { batchSize: integerFlag('batch-size', values['batch-size']) });
-    console.log(json ? JSON.stringify({ arch: model.arch, dataset: values.dataset, ...result }) : `${model.arch} on ${values.dataset}: top-1 ${result.top1.toFixed(4)}, top-5 ${result.top5.toFixed(4)}, loss ${result.loss.toFixed(4)} (${result.count} images)`);
+    const tta = values.tta as TestTimeAugmentation;
+    if (!testTimeAugmentations.includes(tta)) throw new UsageError(`--tta takes ${testTimeAugmentations.join(' or ')}, not '${values.tta}'`);
+    const result = await evaluate(model, data, { batchSize: integerFlag('batch-size', values['batch-size']), tta });
+    const withTta = tta === 'none' ? '' : `, test-time augmentation ${tta}`;
+    console.log(json ? JSON.stringify({ arch: model.arch, dataset: values.dataset, tta, ...result }) : `${model.arch} on ${values.dataset}: top-1 ${result.top1.toFixed(4)}, top-5 ${result.top5.toFixed(4)}, loss ${result.loss.toFixed(4)} (${result.count} images${withTta})`);
   } finally {
     model.dispose();
   }

@@ -48,7 +48,6 @@ export class DisposedError extends ResNetError {
   override readonly code: string = 'ERR_RESNET_DISPOSED';
 }
 
-/** LibTorch itself failed (its message is kept as it was). */
 /** A long operation (fit) stopped because its AbortSignal fired; `cause` is the signal's reason. */
 export class AbortedError extends ResNetError {
   override readonly code: string = 'ERR_RESNET_ABORTED';
@@ -70,6 +69,7 @@ export class DistributedError extends ResNetError {
   }
 }
 
+/** LibTorch itself failed (its message is kept as it was). */
 export class NativeError extends ResNetError {
   override readonly code: string = 'ERR_RESNET_NATIVE';
 }

@@ -67,7 +67,7 @@ export {
   type DistributedBackend,
   type ProcessGroupOptions,
 } from './distributed/process-group.js';
-export { evaluate, fit, loadCheckpoint, saveCheckpoint, type BatchSource, type EarlyStoppingOptions, type EpochReport, type EvaluateResult, type FitOptions, type FitProgress, type FitReport } from './train/fit.js';
+export { evaluate, fit, loadCheckpoint, saveCheckpoint, testTimeAugmentations, type BatchSource, type EarlyStoppingOptions, type EpochReport, type EvaluateOptions, type EvaluateResult, type FitOptions, type FitProgress, type FitReport, type TestTimeAugmentation } from './train/fit.js';
 export { parseMetrics, readMetrics, type EpochRecord, type IterationRecord, type MetricsRecord, type RunRecord } from './train/metrics.js';
 export { curvesSpec, loadRun, plotCurves, type CurveRun, type PlotOptions } from './train/curves.js';
 export { runDegradation, resultsTable, type DegradationOptions, type DegradationReport, type NetResult } from './train/degradation.js';

@@ -210,8 +210,9 @@ export class ResNet implements Disposable {
    * from `model.classes`. Returns one list per image.
    */
   async classify(images: readonly ImageInput[] | ImageInput, options: ClassifyOptions = {}): Promise<Prediction[][]> {
-    // Imported here, not at the top: code that imports lib/model.ts without the package index
-    // (the batch and image workers, lib/serve) does not load sharp for it. The index loads it anyway.
+    // Imported here, not at the top: code that reaches lib/model.ts without the package index (the
+    // CLI commands and runDegradation, through lib/builders.ts) loads sharp only when it classifies.
+    // The index loads it anyway.
     const { imagesToBatch, resolveClassify, topPredictions } = await import('./classify.js');
     const { topk, labels, preprocess } = resolveClassify(this, options);
     const { batch } = await imagesToBatch(images, preprocess);
@@ -244,7 +245,8 @@ export class ResNet implements Disposable {
   }
 
   /**
-   * Which inference engine float32 eval-mode forward() runs through; each is built from the current
+   * Which inference engine eval-mode forward() runs through (bfloat16 models: 'onednn' and 'auto'
+   * run oneDNN in bfloat16 where the CPU has it, the others autocast); each is built from the current
    * weights on first use and rebuilt after any change of weights, mode or device, and gives the
    * plain modules' numbers within 1e-4 relative.
    * - `'auto'` / `true` (default): `'onednn'` on the CPU when this build has it, else `'torchscript'`.
@@ -273,7 +275,7 @@ export class ResNet implements Disposable {
     return this;
   }
 
-  /** The engine float32 eval-mode forward() uses under the current settings ('none': plain modules). */
+  /** The engine eval-mode forward() uses under the current settings and precision ('none': plain modules). */
   async inferenceEngine(): Promise<'onednn' | 'torchscript' | 'none'> {
     const trace = new Error();
     return this.#call(() => this.#native.inferenceEngine(), trace, (kind) => kind);
@@ -392,10 +394,10 @@ export class ResNet implements Disposable {
         return this.#call(() => this.#native.trainStep(x, plain(labels), lr, accumulate), trace, (r) => r);
       },
       syncBuffers: () => this.#call(() => this.#native.syncBuffers(), new Error(), () => undefined),
-      evaluate: (images, labels) => {
+      evaluate: (images, labels, flipAverage = false) => {
         const trace = new Error();
         const x = this.#checkInput(images);
-        return this.#call(() => this.#native.evaluate(x, plain(labels)), trace, (r) => r);
+        return this.#call(() => this.#native.evaluate(x, plain(labels), flipAverage), trace, (r) => r);
       },
       optimizerState: () =>
         this.#call(() => this.#native.optimizerState(), new Error(), (list) => Object.fromEntries(list.map((e) => [e.name, toTensor(e)]))),

@@ -18,8 +18,8 @@ process.env.OPENBLAS_NUM_THREADS ??= '1';
 // GNU OpenMP's threads spin 300,000 times at each barrier before they sleep. When another process
 // takes one of the cores, a thread spins while the one it waits for is not running: training kept
 // 29-33% of its quiet throughput beside one busy process (the fair share is 50%). A spin count of
-// 1,000 keeps 41% (forwards 55%) for about 4% of quiet training throughput (BENCHMARKS.md,
-// "Sharing the cores"); OMP_WAIT_POLICY=PASSIVE keeps 52% but costs 20%. A user's own
+// 1,000 keeps 42% (forwards 50%) for 4-7% of quiet training throughput (BENCHMARKS.md,
+// "Sharing the cores"); OMP_WAIT_POLICY=PASSIVE keeps 53% but costs 14-20%. A user's own
 // GOMP_SPINCOUNT or OMP_WAIT_POLICY wins. Read once, when libgomp loads with LibTorch below.
 if (process.env.GOMP_SPINCOUNT === undefined && process.env.OMP_WAIT_POLICY === undefined) process.env.GOMP_SPINCOUNT = '1000';
 

@@ -57,7 +57,8 @@ export function jpegDecoderCompiled(): boolean {
  * the heap and freed memory is kept for reuse, so each training step reuses the previous step's
  * pages (resnet18 training steps +15-23% here; see BENCHMARKS.md). The process keeps its peak
  * memory instead of returning it to the system. Set `LIBTORCH_RESNET_MALLOC=default` (or any of
- * glibc's own MALLOC_*_ variables) before loading to keep glibc's defaults.
+ * glibc's own MALLOC_*_ variables, MALLOC_ARENA_MAX, or glibc.malloc.* in GLIBC_TUNABLES) before
+ * loading to keep glibc's defaults.
  */
 export function allocatorTuning(): string {
   return native.allocatorTuning();

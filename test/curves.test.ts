@@ -219,7 +219,7 @@ test('the results table states whether the paper\'s ordering holds, in each erro
 
 const cli = (args: string[]) => spawnSync(process.execPath, ['--import=tsx', 'bin/resnet.ts', ...args], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
 
-test('resnet train --run-dir --plot writes the metrics and the plot; resnet plot draws run folders', async (t) => {
+test('resnet train --run-dir --plot writes the metrics and the plot; resnet eval scores the weights; resnet plot draws run folders', async (t) => {
   const root = await tempDir(t, 'curves-cli-');
   const images = (n: number) => Uint8Array.from({ length: n * 28 * 28 }, (_, i) => (i * 7) & 255);
   const labels = (n: number) => Uint8Array.from({ length: n }, (_, i) => i % 10);
@@ -235,6 +235,16 @@ test('resnet train --run-dir --plot writes the metrics and the plot; resnet plot
   t.like(records[0], { arch: 'resnet20', dataset: 'mnist' });
   t.true((await stat(join(runDir, 'checkpoint-2.safetensors'))).size > 0); // --run-dir also holds the checkpoints
   t.is(chartParts(await readFile(join(runDir, 'curves.svg'), 'utf8')).lines.length, 2);
+  // resnet eval on the saved weights, plain and with flip test-time augmentation.
+  const evaluated = ['none', 'hflip'].map((tta) => cli(['eval', '--dataset', 'mnist', '--root', root, '--weights', join(runDir, 'weights.safetensors'), '--tta', tta, '--json']));
+  for (const [i, run] of evaluated.entries()) {
+    t.is(run.status, 0, run.stderr);
+    t.like(JSON.parse(run.stdout), { arch: 'resnet20', dataset: 'mnist', tta: ['none', 'hflip'][i], count: 20 });
+  }
+  t.not(JSON.parse(evaluated[0]!.stdout).loss, JSON.parse(evaluated[1]!.stdout).loss);
+  const badTta = cli(['eval', '--dataset', 'mnist', '--root', root, '--weights', join(runDir, 'weights.safetensors'), '--tta', 'five-crop']);
+  t.is(badTta.status, 2);
+  t.regex(badTta.stderr, /--tta takes none or hflip, not 'five-crop'/);
 
   const out = join(root, 'both.svg');
   await writeFile(join(root, 'other.jsonl'), syntheticRun('plain20', 20).map((r) => JSON.stringify(r)).join('\n'));

@@ -13,6 +13,7 @@ import {
   loadCheckpoint,
   lrAt,
   resnet20,
+  Tensor,
   type ResNet,
   type StateDict,
   type TrainerOptions,
@@ -128,6 +129,46 @@ test('evaluate() agrees with forward() and reports top-1 and top-5', async (t) =
   t.is(result.top1, hits / data.length);
   t.is(result.top5, 1, 'with 4 classes every label is in the top 5');
   t.true(result.loss > 0);
+  model.dispose();
+});
+
+test('evaluate() with tta hflip scores the mean of the image\'s and its mirror image\'s probabilities', async (t) => {
+  const data = tinyDataset();
+  const model = await small(3);
+  const plain = await evaluate(model, data, { batchSize: 50 });
+  const result = await evaluate(model, data, { batchSize: 50, tta: 'hflip' });
+  t.is(result.count, data.length);
+  const softmax = (row: number[]) => {
+    const top = Math.max(...row);
+    const e = row.map((v) => Math.exp(v - top));
+    const sum = e.reduce((a, b) => a + b, 0);
+    return e.map((v) => v / sum);
+  };
+  let hits = 0;
+  let nll = 0;
+  for await (const batch of data.batches({ batchSize: 64 })) {
+    const [n, c, h, w] = batch.images.shape as [number, number, number, number];
+    const mirrored = new Float32Array(batch.images.numel);
+    const src = batch.images.data as Float32Array;
+    for (let plane = 0; plane < n * c; plane++) {
+      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) mirrored[(plane * h + y) * w + x] = src[(plane * h + y) * w + (w - 1 - x)]!;
+    }
+    const a = await model.forward(batch.images);
+    const b = await model.forward(new Tensor(mirrored, [n, c, h, w]));
+    for (let i = 0; i < n; i++) {
+      const pa = softmax(Array.from(a.data.subarray(i * 4, i * 4 + 4)));
+      const pb = softmax(Array.from(b.data.subarray(i * 4, i * 4 + 4)));
+      const p = pa.map((v, k) => (v + pb[k]!) / 2);
+      const label = Number(batch.labels.data[i]);
+      if (p.indexOf(Math.max(...p)) === label) hits++;
+      nll -= Math.log(p[label]!);
+    }
+  }
+  t.log(`top-1 ${plain.top1} without, ${result.top1} with the mirror images; loss ${plain.loss.toFixed(4)} / ${result.loss.toFixed(4)}`);
+  t.is(result.top1, hits / data.length);
+  t.true(Math.abs(result.loss - nll / data.length) < 1e-4, `loss ${result.loss} vs ${nll / data.length} from forward()`);
+  t.not(result.loss, plain.loss, 'the mirror images changed the scores');
+  await t.throwsAsync(evaluate(model, data, { tta: 'vflip' as never }), { instanceOf: InvalidArgumentError, message: /Expected one of 'none', 'hflip' for tta but received 'vflip'/ });
   model.dispose();
 });
 

@@ -145,7 +145,8 @@ export interface NativeModel {
   syncBuffers(): Promise<void>;
   optimizerState(): Promise<Array<NativeTensorOut & { name: string }>>;
   loadOptimizerState(entries: Array<NativeTensorIn & { name: string }>): Promise<void>;
-  evaluate(images: NativeTensorIn, labels: NativeTensorIn): Promise<NativeEvalResult>;
+  /** flipAverage: average the softmax of the images and of their mirror images (test-time augmentation). */
+  evaluate(images: NativeTensorIn, labels: NativeTensorIn, flipAverage?: boolean): Promise<NativeEvalResult>;
   dispose(): void;
   numParameters(): number;
   readonly device: string;

@@ -58,13 +58,27 @@ export interface EvaluateResult {
   count: number;
 }
 
+/** Test-time augmentation: 'hflip' averages the class probabilities of each image and its mirror image. */
+export type TestTimeAugmentation = 'none' | 'hflip';
+export const testTimeAugmentations: readonly TestTimeAugmentation[] = ['none', 'hflip'];
+
+export interface EvaluateOptions {
+  batchSize?: number;
+  signal?: AbortSignal;
+  distributed?: ProcessGroup;
+  /** Default 'none'. 'hflip' suits a model trained with horizontal flips; it costs a second forward. */
+  tta?: TestTimeAugmentation;
+}
+
 /** Mean loss, top-1 and top-5 accuracy over a data set, in eval mode, without gradients. An
  * aborted `signal` stops it before the next batch with an AbortedError. With `distributed`, every
  * rank of the group evaluates its part (every worldSize-th sample) and all get the totals: call it
- * on every rank (it is collective). A model trained data-parallel first takes rank 0's buffers. */
-export async function evaluate(model: ResNet, data: BatchSource, options: { batchSize?: number; signal?: AbortSignal; distributed?: ProcessGroup } = {}): Promise<EvaluateResult> {
-  v.knownKeys('evaluate', v.plainObject('options', options), ['batchSize', 'signal', 'distributed']);
+ * on every rank (it is collective). A model trained data-parallel first takes rank 0's buffers.
+ * With `tta: 'hflip'` the loss is that of the averaged probabilities. */
+export async function evaluate(model: ResNet, data: BatchSource, options: EvaluateOptions = {}): Promise<EvaluateResult> {
+  v.knownKeys('evaluate', v.plainObject('options', options), ['batchSize', 'signal', 'distributed', 'tta']);
   const batchSize = v.positiveInteger('batchSize', options.batchSize ?? 256);
+  const tta = v.oneOf('tta', options.tta ?? 'none', testTimeAugmentations);
   const { signal, distributed: group } = options;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw v.invalid('AbortSignal', 'signal', signal);
   if (group !== undefined && !(group instanceof ProcessGroup)) throw v.invalid('a ProcessGroup from initProcessGroup()', 'distributed', group);
@@ -76,7 +90,7 @@ export async function evaluate(model: ResNet, data: BatchSource, options: { batc
   if (group) await port.syncBuffers(); // as DDP's forward: evaluation sees rank 0's BatchNorm statistics
   for await (const batch of data.batches({ batchSize, ...(group && evaluationPart(data, group)) })) {
     if (signal?.aborted) throw new AbortedError(`evaluate() was aborted after ${count} images`, { cause: signal.reason });
-    const r = await port.evaluate(batch.images, batch.labels);
+    const r = await port.evaluate(batch.images, batch.labels, tta === 'hflip');
     lossSum += r.lossSum;
     top1 += r.top1;
     top5 += r.top5;

@@ -10,7 +10,7 @@ export interface TrainingPort {
   step(images: Tensor, labels: Tensor, lr: number, accumulate: boolean): Promise<NativeStepResult>;
   /** Data-parallel training: rank 0's buffers to every rank before an evaluation (collective). */
   syncBuffers(): Promise<void>;
-  evaluate(images: Tensor, labels: Tensor): Promise<NativeEvalResult>;
+  evaluate(images: Tensor, labels: Tensor, flipAverage?: boolean): Promise<NativeEvalResult>;
   optimizerState(): Promise<Record<string, Tensor>>;
   loadOptimizerState(state: Record<string, Tensor>): Promise<void>;
   numClasses: number;

@@ -248,8 +248,10 @@ Napi::Value ModelWrap::LoadOptimizerState(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::Evaluate(const Napi::CallbackInfo& info) {
   HostTensor images = TensorFromJs(info.Env(), info[0], "images", input_pool_.get());
   HostTensor labels = TensorFromJs(info.Env(), info[1], "labels", input_pool_.get());
-  return Enqueue(info.Env(), [images, labels](Model& model) -> Finish {
-    const EvalResult r = model.evaluate(images, labels);
+  if (!info[2].IsUndefined() && !info[2].IsBoolean()) ThrowInvalid(info.Env(), "Expected a boolean for flipAverage");
+  const bool flip_average = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+  return Enqueue(info.Env(), [images, labels, flip_average](Model& model) -> Finish {
+    const EvalResult r = model.evaluate(images, labels, flip_average);
     return [r](Napi::Env env) -> Napi::Value {
       Napi::Object out = Napi::Object::New(env);
       out.Set("lossSum", r.loss_sum);

@@ -37,7 +37,7 @@ std::unique_ptr<InferenceEngine> make_torchscript_engine(const ResNetSpec& spec,
 std::unique_ptr<InferenceEngine> make_onednn_engine(const ResNetSpec& spec, const NamedState& state,
                                                     const OneDnnOptions& options);
 
-// The TorchScript source the TorchScript engine compiles (exposed for tests and curiosity).
+// The TorchScript source the TorchScript engine compiles.
 std::string torchscript_source(const ResNetSpec& spec);
 
 }  // namespace resnet

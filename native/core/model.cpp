@@ -433,8 +433,8 @@ void Model::load_optimizer_state(const NamedTensors& state) {
   impl_->trainer->load_state(tensors);
 }
 
-EvalResult Model::evaluate(const HostTensor& images, const HostTensor& labels) {
-  return evaluate_batch(*impl_, images, labels);
+EvalResult Model::evaluate(const HostTensor& images, const HostTensor& labels, bool flip_average) {
+  return evaluate_batch(*impl_, images, labels, flip_average);
 }
 
 }  // namespace resnet

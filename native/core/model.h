@@ -1,6 +1,5 @@
 // A ResNet instance and every operation the binding needs on it, in plain C++ types.
-// LibTorch stays behind the pimpl so that callers (native/binding, C++ tests and benches) do not
-// pay for its headers. A Model is not thread-safe: the binding runs one job at a time on it.
+// LibTorch stays behind the pimpl so that its callers (native/binding) do not pay for its headers. A Model is not thread-safe: the binding runs one job at a time on it.
 #pragma once
 
 #include <cstdint>
@@ -69,8 +68,10 @@ class Model {
   // Optimizer state by parameter name ("fc.weight.momentum_buffer", "fc.weight.exp_avg", ...).
   NamedTensors optimizer_state() const;
   void load_optimizer_state(const NamedTensors& state);
-  // Loss and top-1/top-5 hits of a batch in eval mode, without gradients.
-  EvalResult evaluate(const HostTensor& images, const HostTensor& labels);
+  // Loss and top-1/top-5 hits of a batch in eval mode, without gradients. With flip_average, the
+  // class probabilities are the mean of the images' and their mirror images' softmax (test-time
+  // augmentation matching a horizontal-flip training recipe); the loss is that mean's NLL.
+  EvalResult evaluate(const HostTensor& images, const HostTensor& labels, bool flip_average = false);
 
   struct Impl;
 

@@ -30,7 +30,8 @@ struct Model::Impl {
   Precision precision = Precision::Float32;
   bool channels_last = false;
 
-  // The engine float32 eval forwards use, or None: autocast runs the modules directly. oneDNN's
+  // The engine eval forwards use (float32; bfloat16 on the CPU through oneDNN where the CPU runs
+  // bfloat16 natively), or None: float16 and the other autocast cases run the modules. oneDNN's
   // engine reads any input layout; the TorchScript one was frozen for contiguous inputs.
   EngineChoice engine_kind() const;
   // The user's oneDNN options plus bfloat16 when the model's precision is bfloat16.

@@ -295,7 +295,7 @@ void Trainer::to(const torch::Device& device) {
   if (class_weights_.defined()) class_weights_ = class_weights_.to(device);
 }
 
-EvalResult evaluate_batch(Model::Impl& model, const HostTensor& images, const HostTensor& labels) {
+EvalResult evaluate_batch(Model::Impl& model, const HostTensor& images, const HostTensor& labels, bool flip_average) {
   at::Tensor x = model.images_on_device(images);
   at::Tensor y = model.labels_on_device(labels, x.size(0));
   const bool was_training = model.net->is_training();
@@ -304,6 +304,12 @@ EvalResult evaluate_batch(Model::Impl& model, const HostTensor& images, const Ho
   {
     c10::InferenceMode inference;
     at::Tensor logits = model.net->forward(x);
+    if (flip_average) {
+      // log of the mean of the two views' probabilities: cross_entropy of these "logits" is the
+      // NLL of the averaged prediction, and their ranking is the averaged probabilities'.
+      const at::Tensor mirrored = model.net->forward(x.flip({3}));
+      logits = at::logsumexp(at::stack({logits.log_softmax(1), mirrored.log_softmax(1)}), 0) - std::log(2.0);
+    }
     result.loss_sum = F::cross_entropy(logits, y, F::CrossEntropyFuncOptions().reduction(torch::kSum)).item<double>();
     const int64_t k = std::min<int64_t>(5, logits.size(1));
     at::Tensor top = std::get<1>(logits.topk(k, 1));

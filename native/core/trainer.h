@@ -59,6 +59,6 @@ class Trainer {
   std::map<std::string, at::Tensor> state_;  // optimizer state by "<param>.<slot>"
 };
 
-EvalResult evaluate_batch(Model::Impl& model, const HostTensor& images, const HostTensor& labels);
+EvalResult evaluate_batch(Model::Impl& model, const HostTensor& images, const HostTensor& labels, bool flip_average);
 
 }  // namespace resnet

@@ -1,6 +1,7 @@
 // Plain C++ types shared by native/core and native/binding.
-// Deliberately free of LibTorch and N-API headers: the binding includes only this and model.h /
-// runtime.h, so its translation units compile in seconds instead of half a minute.
+// Deliberately free of LibTorch and N-API headers: the binding includes only plain core headers
+// (this, model.h, runtime.h, distributed.h, network.h, jpeg_decode.h), so its translation units
+// compile in seconds instead of half a minute.
 #pragma once
 
 #include <array>

@@ -1,5 +1,6 @@
 // A ResNet instance and every operation the binding needs on it, in plain C++ types.
-// LibTorch stays behind the pimpl so that its callers (native/binding) do not pay for its headers. A Model is not thread-safe: the binding runs one job at a time on it.
+// LibTorch stays behind the pimpl so that its callers (native/binding) do not pay for its headers.
+// A Model is not thread-safe: the binding runs one job at a time on it.
 #pragma once
 
 #include <cstdint>
